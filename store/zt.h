@@ -1,0 +1,159 @@
+/*
+ * zt: the znode tree as a deterministic state machine, stored in LMDB (st.h).
+ *
+ * Data model and stat are ZooKeeper's. Each node also records whether it was created as a directory
+ * (mkdir) or a file; a node that has children is shown as a directory whatever it was created as.
+ * The tree lives in LMDB itself: reads are zero-copy from a read snapshot, a restart maps the file and
+ * is ready at once, and one write transaction applies a whole batch of tree transactions.
+ *
+ * Paths are absolute, '/'-separated, no trailing '/' except the root "/". A name (path component) is
+ * rejected with -EINVAL when it is empty, "." or "..", longer than ZT_NAME_MAX bytes, or contains a
+ * control character (0x00-0x1f, 0x7f); "/zookeeper" is reserved at the root (creating it: -EINVAL).
+ */
+#ifndef QFS_STORE_ZT_H
+#define QFS_STORE_ZT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+
+#include "store/st.h"
+
+#define ZT_MAX_DATA (1024 * 1024 - 1) /* ZooKeeper's default jute.maxbuffer, minus one */
+#define ZT_NAME_MAX 255               /* one path component, the kernel's NAME_MAX */
+#define ZT_PATH_MAX 4096              /* a whole path, including the NUL */
+
+/* Errors that are the outcome of an operation (deterministic on every replica). */
+#define ZT_ENONODE      (-ENOENT)    /* node (or, for create, its parent) does not exist */
+#define ZT_ENODEEXISTS  (-EEXIST)
+#define ZT_ENOTEMPTY    (-ENOTEMPTY) /* delete of a node with children */
+#define ZT_EBADVERSION  (-ESTALE)    /* expected version does not match */
+#define ZT_EEPHEMERAL   (-ENOTDIR)   /* create under an ephemeral node */
+#define ZT_EBADARGS     (-EINVAL)    /* bad path or name, reserved name, bad op */
+#define ZT_ETOOBIG      (-EFBIG)     /* data over ZT_MAX_DATA */
+#define ZT_EXDEV        (-EXDEV)     /* rename of a node that has children */
+#define ZT_EISDIR       (-EISDIR)    /* rename onto a node that has children */
+#define ZT_ERUNTIMEINCONSISTENCY (-EIO)
+
+/* ZooKeeper's Stat, field for field. Times are milliseconds since the epoch. */
+struct zt_stat {
+	int64_t czxid;
+	int64_t mzxid;
+	int64_t pzxid;
+	int64_t ctime;
+	int64_t mtime;
+	int32_t version;
+	int32_t cversion;
+	int32_t aversion;
+	int64_t ephemeral_owner; /* session id, 0 when persistent */
+	int32_t data_length;
+	int32_t num_children;
+};
+
+#define ZT_NODE_DIR 0x1u /* created as a directory (mkdir) */
+
+struct zt_node {
+	struct zt_stat stat;
+	uint32_t flags;   /* ZT_NODE_* */
+	const void *data; /* stat.data_length bytes, valid until the read snapshot ends */
+};
+
+enum zt_op_type {
+	ZT_OP_CREATE = 1, /* path, data, flags ZT_CREATE_*, owner (ephemeral session) */
+	ZT_OP_DELETE = 2, /* path, version (-1: any) */
+	ZT_OP_SET = 3,    /* path, data, version (-1: any) */
+	ZT_OP_CHECK = 4,  /* path, version: fails with ZT_EBADVERSION unless it matches */
+	ZT_OP_RENAME = 5, /* path -> path2. path2 missing: created with path's data and kind (new czxid);
+	                     path2 a leaf: its data becomes path's (version + 1, keeps its czxid);
+	                     then path is deleted. path with children: ZT_EXDEV; path2 with children:
+	                     ZT_EISDIR; path == path2: no change. */
+};
+
+#define ZT_CREATE_DIR        0x1u /* node created as a directory */
+#define ZT_CREATE_EPHEMERAL  0x2u
+#define ZT_CREATE_SEQUENTIAL 0x4u /* name gets the parent's cversion as %010d appended */
+
+struct zt_op {
+	enum zt_op_type type;
+	uint32_t flags;
+	int32_t version;
+	int64_t owner;
+	const char *path;  /* NUL-terminated */
+	const char *path2; /* ZT_OP_RENAME only */
+	const void *data;
+	uint32_t len;
+};
+
+/*
+ * A tree transaction: one zxid, one or more ops applied all-or-nothing (ZooKeeper's multi when
+ * nops > 1). time_ms is chosen once by whoever orders the transaction (the leader), never by the
+ * replica that applies it, so all replicas store the same ctime/mtime.
+ */
+struct zt_txn {
+	uint64_t zxid;
+	int64_t time_ms;
+	uint32_t nops;
+	const struct zt_op *ops;
+};
+
+/* Outcome of one op of an applied transaction. */
+struct zt_result {
+	int err;             /* 0, or the op's ZT_E* error; in a failed multi, ops after the first failing
+	                        one get -ECANCELED (ZooKeeper's RuntimeInconsistency) */
+	struct zt_stat stat; /* node's stat after the op (create, set, rename target) */
+	char *path;          /* create: the created path (with sequence suffix), malloc'd; else NULL */
+};
+void zt_results_free(struct zt_result *res, uint32_t n);
+
+/* Kinds of change, ZooKeeper's watch event types. */
+enum zt_change_type {
+	ZT_NODE_CREATED = 1,
+	ZT_NODE_DELETED = 2,
+	ZT_NODE_DATA_CHANGED = 3,
+	ZT_NODE_CHILDREN_CHANGED = 4,
+};
+struct zt_change {
+	enum zt_change_type type;
+	const char *path; /* valid only during the callback */
+	uint64_t zxid;
+};
+typedef void (*zt_change_cb)(void *arg, const struct zt_change *ch);
+
+/* Validate a path as ZooKeeper does (plus the name rules above). 0 or ZT_EBADARGS. */
+int zt_path_validate(const char *path);
+
+/*
+ * Apply TXN in write transaction W (ZooKeeper's rules for every stat field: version counts data
+ * changes, cversion child creations and deletions, pzxid moves on child create/delete, the parent's
+ * cversion gives sequential names).
+ * res: array of txn->nops results, filled on return 0 (free with zt_results_free).
+ * on_change: called for each change the transaction made (none if it failed), in order; may be NULL.
+ *   The changes are not yet durable then: callers queue them and act after st_wcommit succeeds.
+ * Returns 0 when the transaction was applied or deterministically rejected (see res[i].err);
+ * a negative errno (-ENOMEM, -ENOSPC, -EIO) when storage failed: W must then be aborted.
+ * The zxids of successive calls must increase; the store records the last one (zt_last_zxid).
+ */
+int zt_apply(struct st_wtxn *w, const struct zt_txn *txn, struct zt_result *res,
+             zt_change_cb on_change, void *arg);
+
+/* Reads. out->data is valid until R ends. -ENOENT, -EINVAL (bad path). */
+int zt_get(struct st_rtxn *r, const char *path, struct zt_node *out);
+
+/* Children of PATH in name order; CB returns non-zero to stop (zt_list then returns 0).
+ * -ENOENT when PATH does not exist. NAME is NUL-terminated; both valid only during the call. */
+typedef int (*zt_list_cb)(void *arg, const char *name, const struct zt_node *child);
+int zt_list(struct st_rtxn *r, const char *path, zt_list_cb cb, void *arg);
+
+/* Last applied zxid (0 for an empty store). */
+uint64_t zt_last_zxid(struct st_rtxn *r);
+
+/*
+ * Serialisation of a transaction's ops (for the log and for the network): a stable, versioned
+ * encoding with lengths checked on decode. zt_ops_encode: *buf malloc'd, caller frees.
+ * zt_ops_decode: *ops malloc'd (free()), pointing into BUF, which must outlive them; -EINVAL on
+ * malformed or truncated input.
+ */
+int zt_ops_encode(const struct zt_op *ops, uint32_t nops, void **buf, size_t *len);
+int zt_ops_decode(const void *buf, size_t len, struct zt_op **ops, uint32_t *nops);
+
+#endif
