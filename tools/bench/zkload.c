@@ -1,0 +1,469 @@
+/*
+ * zkload: the Apache ZooKeeper side of tools/bench. Drives a ZooKeeper ensemble through its C
+ * client (libzookeeper-mt), asynchronously with many requests outstanding, as ZooKeeper's own
+ * benchmarks do, and prints one "key=value ..." line per run for the driver to tabulate.
+ *
+ *   zkload --servers H:P,H:P,... --workload W [--seconds S] [--warmup S] [--clients N]
+ *          [--outstanding K] [--size BYTES] [--prefix /bench]
+ *
+ * Workloads:
+ *   write      N clients (spread over the servers) each keep K setData in flight on its own node
+ *   write-hot  the same, all on one node
+ *   write-lat  one client, one synchronous setData at a time: latency percentiles
+ *   read       N clients keep K getData in flight; read-lat: one synchronous getData at a time
+ *   stat       N clients keep K exists in flight
+ *   lock       N clients each run create(EPHEMERAL|SEQUENTIAL) + delete cycles, one at a time
+ *   watch      a watcher on the last server, a writer on the first: time from the write's
+ *              submission to the watch event, one at a time
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADED 1 /* the synchronous API of libzookeeper-mt */
+#include <zookeeper/zookeeper.h>
+
+#define MAX_CLIENTS 64
+#define MAX_SAMPLES (4u * 1024 * 1024)
+
+static const char *servers[16];
+static int nservers;
+static const char *workload = "write";
+static double seconds = 10, warmup = 3;
+static int nclients = 8, outstanding = 32, size = 1024;
+static const char *prefix = "/bench";
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Latency samples of the measured window, in nanoseconds. */
+static uint64_t *samples;
+static atomic_size_t nsamples;
+
+static void sample(uint64_t ns)
+{
+	size_t i = atomic_fetch_add(&nsamples, 1);
+
+	if (i < MAX_SAMPLES)
+		samples[i] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	return samples[(size_t)(p * (double)(n - 1))] / 1000.0;
+}
+
+struct client {
+	zhandle_t *zh;
+	char path[256];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int inflight;
+	int connected;
+};
+
+static struct client clients[MAX_CLIENTS];
+static atomic_int measuring;
+static atomic_uint_fast64_t done_ops, failed_ops;
+static char *value;
+
+static void conn_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+	struct client *c = ctx;
+
+	if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE) {
+		pthread_mutex_lock(&c->mu);
+		c->connected = 1;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+static void connect_client(struct client *c, const char *server)
+{
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->zh = zookeeper_init(server, conn_watcher, 10000, NULL, c, 0);
+	if (!c->zh) {
+		perror("zookeeper_init");
+		exit(1);
+	}
+	pthread_mutex_lock(&c->mu);
+	while (!c->connected)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct req {
+	struct client *c;
+	uint64_t start;
+};
+
+static void finish(struct req *r, int rc)
+{
+	struct client *c = r->c;
+
+	if (atomic_load(&measuring)) {
+		if (rc == ZOK) {
+			atomic_fetch_add(&done_ops, 1);
+			sample(now_ns() - r->start);
+		} else {
+			atomic_fetch_add(&failed_ops, 1);
+		}
+	}
+	free(r);
+	pthread_mutex_lock(&c->mu);
+	c->inflight--;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void stat_done(int rc, const struct Stat *st, const void *data)
+{
+	finish((struct req *)data, rc);
+}
+
+static void data_done(int rc, const char *v, int len, const struct Stat *st, const void *data)
+{
+	finish((struct req *)data, rc);
+}
+
+static void ensure(zhandle_t *zh, const char *path)
+{
+	int rc = zoo_create(zh, path, value, size, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+
+	if (rc != ZOK && rc != ZNODEEXISTS) {
+		fprintf(stderr, "create %s: %s\n", path, zerror(rc));
+		exit(1);
+	}
+}
+
+struct runner {
+	struct client *c;
+	int kind; /* 0 set, 1 get, 2 exists */
+	volatile int stop;
+};
+
+static void *async_loop(void *arg)
+{
+	struct runner *r = arg;
+	struct client *c = r->c;
+
+	while (!r->stop) {
+		struct req *q;
+		int rc;
+
+		pthread_mutex_lock(&c->mu);
+		while (c->inflight >= outstanding && !r->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		c->inflight++;
+		pthread_mutex_unlock(&c->mu);
+		q = malloc(sizeof(*q));
+		q->c = c;
+		q->start = now_ns();
+		if (r->kind == 0)
+			rc = zoo_aset(c->zh, c->path, value, size, -1, stat_done, q);
+		else if (r->kind == 1)
+			rc = zoo_aget(c->zh, c->path, 0, data_done, q);
+		else
+			rc = zoo_aexists(c->zh, c->path, 0, stat_done, q);
+		if (rc != ZOK)
+			finish(q, rc);
+	}
+	pthread_mutex_lock(&c->mu);
+	while (c->inflight > 0)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+
+	nanosleep(&ts, NULL);
+}
+
+static void report(const char *name, double elapsed)
+{
+	size_t n = atomic_load(&nsamples);
+
+	if (n > MAX_SAMPLES)
+		n = MAX_SAMPLES;
+	qsort(samples, n, sizeof(*samples), cmp_u64);
+	printf("system=zookeeper workload=%s ops=%llu failed=%llu seconds=%.2f ops_per_s=%.0f "
+	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+	       name, (unsigned long long)atomic_load(&done_ops),
+	       (unsigned long long)atomic_load(&failed_ops), elapsed,
+	       (double)atomic_load(&done_ops) / elapsed, pct(n, 0.50), pct(n, 0.99), pct(n, 0.999));
+}
+
+static void run_async(int kind, int hot)
+{
+	pthread_t th[MAX_CLIENTS];
+	struct runner rs[MAX_CLIENTS];
+	uint64_t t0, t1;
+
+	ensure(clients[0].zh, prefix);
+	for (int i = 0; i < nclients; i++) {
+		if (hot)
+			snprintf(clients[i].path, sizeof(clients[i].path), "%s/hot", prefix);
+		else
+			snprintf(clients[i].path, sizeof(clients[i].path), "%s/n%d", prefix, i);
+		ensure(clients[i].zh, clients[i].path);
+	}
+	for (int i = 0; i < nclients; i++) {
+		rs[i] = (struct runner){.c = &clients[i], .kind = kind};
+		pthread_create(&th[i], NULL, async_loop, &rs[i]);
+	}
+	sleep_s(warmup);
+	atomic_store(&measuring, 1);
+	t0 = now_ns();
+	sleep_s(seconds);
+	atomic_store(&measuring, 0);
+	t1 = now_ns();
+	for (int i = 0; i < nclients; i++) {
+		pthread_mutex_lock(&clients[i].mu);
+		rs[i].stop = 1;
+		pthread_cond_broadcast(&clients[i].cv);
+		pthread_mutex_unlock(&clients[i].mu);
+	}
+	for (int i = 0; i < nclients; i++)
+		pthread_join(th[i], NULL);
+	report(workload, (double)(t1 - t0) / 1e9);
+}
+
+/* One synchronous operation at a time on client 0, for latency. */
+static void run_sync(int kind)
+{
+	struct client *c = &clients[0];
+	char buf[2 * 1024 * 1024];
+	uint64_t t0, end, start;
+
+	ensure(c->zh, prefix);
+	snprintf(c->path, sizeof(c->path), "%s/lat", prefix);
+	ensure(c->zh, c->path);
+	for (int phase = 0; phase < 2; phase++) {
+		t0 = now_ns();
+		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
+		atomic_store(&measuring, phase);
+		while ((start = now_ns()) < end) {
+			int len = sizeof(buf), rc;
+
+			rc = kind == 0 ? zoo_set(c->zh, c->path, value, size, -1)
+				       : zoo_get(c->zh, c->path, 0, buf, &len, NULL);
+			if (phase) {
+				if (rc == ZOK) {
+					atomic_fetch_add(&done_ops, 1);
+					sample(now_ns() - start);
+				} else {
+					atomic_fetch_add(&failed_ops, 1);
+				}
+			}
+		}
+	}
+	report(workload, (double)(now_ns() - t0) / 1e9);
+}
+
+static void run_lock(void)
+{
+	uint64_t t0, end;
+	char lockdir[256], path[300], created[512];
+
+	snprintf(lockdir, sizeof(lockdir), "%s/locks", prefix);
+	ensure(clients[0].zh, prefix);
+	ensure(clients[0].zh, lockdir);
+	snprintf(path, sizeof(path), "%s/lock-", lockdir);
+	for (int phase = 0; phase < 2; phase++) {
+		t0 = now_ns();
+		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
+		atomic_store(&measuring, phase);
+		/* one cycle at a time per client; clients take turns on this thread */
+		while (now_ns() < end) {
+			for (int i = 0; i < nclients; i++) {
+				uint64_t s = now_ns();
+				int rc = zoo_create(
+				    clients[i].zh, path, "", 0, &ZOO_OPEN_ACL_UNSAFE,
+				    ZOO_EPHEMERAL | ZOO_SEQUENCE, created, sizeof(created));
+
+				if (rc == ZOK)
+					rc = zoo_delete(clients[i].zh, created, -1);
+				if (phase && rc == ZOK) {
+					atomic_fetch_add(&done_ops, 1);
+					sample(now_ns() - s);
+				} else if (phase) {
+					atomic_fetch_add(&failed_ops, 1);
+				}
+			}
+		}
+	}
+	report(workload, (double)(now_ns() - t0) / 1e9);
+}
+
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
+static int fired;
+
+static void data_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+	if (type != ZOO_CHANGED_EVENT)
+		return;
+	pthread_mutex_lock(&wmu);
+	fired = 1;
+	pthread_cond_signal(&wcv);
+	pthread_mutex_unlock(&wmu);
+}
+
+static void run_watch(void)
+{
+	struct client *w = &clients[nclients - 1], *c = &clients[0];
+	char path[256], buf[16];
+	uint64_t t0, end;
+
+	snprintf(path, sizeof(path), "%s/watched", prefix);
+	ensure(c->zh, prefix);
+	ensure(c->zh, path);
+	for (int phase = 0; phase < 2; phase++) {
+		t0 = now_ns();
+		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
+		while (now_ns() < end) {
+			int len = sizeof(buf);
+			uint64_t s;
+
+			fired = 0;
+			if (zoo_wget(w->zh, path, data_watcher, NULL, buf, &len, NULL) != ZOK)
+				exit(1);
+			/* the watch is registered once wget has returned */
+			s = now_ns();
+			if (zoo_set(c->zh, path, value, size, -1) != ZOK)
+				exit(1);
+			pthread_mutex_lock(&wmu);
+			while (!fired)
+				pthread_cond_wait(&wcv, &wmu);
+			pthread_mutex_unlock(&wmu);
+			if (phase) {
+				atomic_fetch_add(&done_ops, 1);
+				sample(now_ns() - s);
+			}
+		}
+	}
+	report(workload, (double)(now_ns() - t0) / 1e9);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: zkload --servers H:P[,H:P...] --workload "
+			"write|write-hot|write-lat|read|read-lat|stat|lock|watch [--seconds S] "
+			"[--warmup S] [--clients N] [--outstanding K] [--size BYTES] "
+			"[--prefix PATH]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"servers", required_argument, NULL, 's'},
+					     {"workload", required_argument, NULL, 'w'},
+					     {"seconds", required_argument, NULL, 't'},
+					     {"warmup", required_argument, NULL, 'W'},
+					     {"clients", required_argument, NULL, 'c'},
+					     {"outstanding", required_argument, NULL, 'k'},
+					     {"size", required_argument, NULL, 'z'},
+					     {"prefix", required_argument, NULL, 'p'},
+					     {NULL, 0, NULL, 0}};
+	char *list = NULL;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			list = strdup(optarg);
+			break;
+		case 'w':
+			workload = optarg;
+			break;
+		case 't':
+			seconds = atof(optarg);
+			break;
+		case 'W':
+			warmup = atof(optarg);
+			break;
+		case 'c':
+			nclients = atoi(optarg);
+			break;
+		case 'k':
+			outstanding = atoi(optarg);
+			break;
+		case 'z':
+			size = atoi(optarg);
+			break;
+		case 'p':
+			prefix = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (!list || nclients < 1 || nclients > MAX_CLIENTS || outstanding < 1 || size < 0)
+		usage();
+	for (char *s = strtok(list, ","); s && nservers < 16; s = strtok(NULL, ","))
+		servers[nservers++] = s;
+	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+	samples = malloc(MAX_SAMPLES * sizeof(*samples));
+	value = malloc((size_t)size + 1);
+	if (!samples || !value)
+		abort();
+	memset(value, 'v', (size_t)size);
+	if (strcmp(workload, "watch") == 0 && nclients < 2)
+		nclients = 2;
+	for (int i = 0; i < nclients; i++)
+		connect_client(&clients[i], servers[i % nservers]);
+	if (strcmp(workload, "watch") == 0 && nservers > 1) {
+		/* the watcher talks to the last server, the writer to the first */
+		zookeeper_close(clients[nclients - 1].zh);
+		clients[nclients - 1].connected = 0;
+		connect_client(&clients[nclients - 1], servers[nservers - 1]);
+	}
+
+	if (strcmp(workload, "write") == 0)
+		run_async(0, 0);
+	else if (strcmp(workload, "write-hot") == 0)
+		run_async(0, 1);
+	else if (strcmp(workload, "read") == 0)
+		run_async(1, 0);
+	else if (strcmp(workload, "stat") == 0)
+		run_async(2, 0);
+	else if (strcmp(workload, "write-lat") == 0)
+		run_sync(0);
+	else if (strcmp(workload, "read-lat") == 0)
+		run_sync(1);
+	else if (strcmp(workload, "lock") == 0)
+		run_lock();
+	else if (strcmp(workload, "watch") == 0)
+		run_watch();
+	else
+		usage();
+	for (int i = 0; i < nclients; i++)
+		zookeeper_close(clients[i].zh);
+	return 0;
+}
