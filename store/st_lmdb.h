@@ -1,0 +1,79 @@
+/*
+ * st_lmdb: private view of the LMDB environment for store/ code (zt.c) and, later, the acceptor
+ * storage of the cluster. Not for fs/: it sees only st.h and zt.h.
+ *
+ * The structs are defined here so that other store/ code can reach the MDB_txn of a transaction and
+ * the named databases without a call per access.
+ */
+#ifndef QFS_STORE_ST_LMDB_H
+#define QFS_STORE_ST_LMDB_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+#include "store/st.h"
+
+#define ST__MAXDBS   16
+#define ST__POOL_MAX 64 /* reset read transactions kept for reuse */
+#define ST__FORMAT   1u /* format version stored in meta under "format" */
+
+/* A grow-only scratch buffer owned by the environment, used by the one writer (storage thread). */
+struct st__buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+struct st_rtxn {
+	struct st_env *env;
+	MDB_txn *txn;
+	struct st_rtxn *next; /* in env->pool while reset; protected by env->pool_lock */
+};
+
+struct st_wtxn {
+	struct st_env *env;
+	MDB_txn *txn;
+};
+
+struct st_env {
+	MDB_env *mdb;
+	MDB_dbi tree; /* znode tree (zt.c) */
+	MDB_dbi meta; /* "format", "state" (zt.c: last zxid, next node id) */
+	int lock_fd;
+	unsigned flags;
+
+	pthread_mutex_t pool_lock;
+	struct st_rtxn *pool; /* protected by pool_lock */
+	unsigned npool;	      /* protected by pool_lock */
+
+	/* Writer-only state (the one write transaction's thread). */
+	struct st_wtxn w;
+	int w_live;
+	uint64_t next_id;	   /* zt: next node id not yet used (cached, never goes back) */
+	struct st__buf scratch[2]; /* zt: change events collected during one zt_apply */
+
+	/* Counters (read with relaxed atomics from any thread). */
+	uint64_t n_commits;
+	uint64_t n_commit_fail;
+
+	/* Fault injection (tests): see st_test.h. Writer-only. */
+	int fault_kind;
+	int fault_countdown;
+	int fault_err;
+};
+
+/* Map an LMDB return code to 0 or a negative errno (MDB_MAP_FULL -> -ENOSPC, ...). */
+int st__err(int rc);
+
+/* Ensure B has room for N more bytes. 0 or -ENOMEM. */
+int st__buf_reserve(struct st__buf *b, size_t n);
+
+/* zt.c: create the root node and the meta state in a fresh environment, load env->next_id.
+ * Called by st_open inside its first write transaction. */
+int zt__init(struct st_env *env, MDB_txn *txn);
+
+/* Fault injection hook used by writers before an LMDB write (kind ST_FAULT_PUT). 0 or the errno. */
+int st__fault_put(struct st_env *env);
+
+#endif

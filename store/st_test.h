@@ -1,0 +1,31 @@
+/*
+ * st_test: counters for tests and benchmarks (always compiled) and fault injection (compiled only
+ * with QFS_TEST_HOOKS). Not for production code paths.
+ */
+#ifndef QFS_STORE_ST_TEST_H
+#define QFS_STORE_ST_TEST_H
+
+#include <stdint.h>
+
+#include "store/st.h"
+
+/* Number of successful and failed st_wcommit calls since st_open. Any thread. */
+uint64_t st_commits(struct st_env *env);
+uint64_t st_commit_failures(struct st_env *env);
+
+enum st_fault {
+	ST_FAULT_NONE = 0,
+	ST_FAULT_COMMIT = 1, /* st_wcommit fails (the transaction is aborted, nothing kept) */
+	ST_FAULT_PUT = 2,    /* a write inside a write transaction (zt_apply) fails */
+};
+
+#ifdef QFS_TEST_HOOKS
+/*
+ * Make the COUNTDOWN-th next call of kind KIND fail with ERR (a negative errno), once; countdown 1
+ * is the very next call. KIND ST_FAULT_NONE disarms. Call only while no write transaction is live
+ * or from the writer thread. Returns 0, or -EINVAL for a bad kind, countdown < 1 or err >= 0.
+ */
+int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err);
+#endif
+
+#endif
