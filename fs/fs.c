@@ -1,0 +1,2004 @@
+#define FUSE_USE_VERSION 312
+
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+#include <fuse3/fuse_lowlevel.h>
+
+#include "fs/itable.h"
+#include "fs/log.h"
+#include "fs/queue.h"
+
+#define FS__PATH_CAP   (ZT_PATH_MAX + 8)
+#define FS__DATA_NAME  ".data"
+#define FS__CTL_NAME   ".zk"
+#define FS__STATUS_CAP 4096
+
+struct fs {
+	struct fs_config cfg;		   /* immutable */
+	struct rp *rp;			   /* immutable after fs_attach */
+	struct st_env *env;		   /* immutable after fs_attach */
+	_Atomic(struct fuse_session *) se; /* written once, before the session loop */
+	atomic_int attached;		   /* fs_attach done: on_change may use the table */
+	struct timespec started;	   /* immutable: times of the control files */
+	struct fs__itable it;		   /* has its own lock */
+	struct fs__queue qinode;	   /* inode invalidations, and replies that follow them */
+	struct fs__queue qentry;	   /* entry invalidations (take directory locks) */
+	int qstarted;			   /* immutable after fs_new */
+	atomic_int mnt_id;		   /* our mount's id in mountinfo, -1 until known */
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+/* What a request learns about its inode: a copy of its path taken under the table lock. */
+struct fs__pin {
+	struct fs__inode *in; /* alive while the kernel holds a lookup of it (any request on it) */
+	enum fs__kind kind;
+	int64_t czxid;
+	char path[FS__PATH_CAP]; /* the inode's mount path */
+	char node[FS__PATH_CAP]; /* the znode it reads and writes (differs for .data) */
+};
+
+static struct fs *fs__of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* memcpy that accepts a NULL source when there is nothing to copy. */
+static void fs__copy(void *dst, const void *src, size_t n)
+{
+	if (n > 0)
+		memcpy(dst, src, n);
+}
+
+static int fs__is_root(const char *path)
+{
+	return path[0] == '/' && path[1] == '\0';
+}
+
+/* Copy what INO stands for. -ENOENT: unknown id, or its node was deleted or replaced. */
+static int fs__pin(struct fs *fs, fuse_ino_t ino, struct fs__pin *p)
+{
+	struct fs__inode *in;
+	int rv = 0;
+
+	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_get(&fs->it, ino);
+	if (!in || !in->path) {
+		rv = -ENOENT;
+	} else {
+		p->in = in;
+		p->kind = in->kind;
+		p->czxid = in->czxid;
+		snprintf(p->path, sizeof(p->path), "%s", in->path);
+	}
+	pthread_mutex_unlock(&fs->it.lock);
+	if (rv != 0)
+		return rv;
+	snprintf(p->node, sizeof(p->node), "%s", p->path);
+	if (p->kind == FS__K_DATA) {
+		size_t n = strlen(p->node) - strlen("/" FS__DATA_NAME);
+
+		p->node[n > 0 ? n : 1] = '\0';
+	}
+	return 0;
+}
+
+static int fs__is_node(enum fs__kind k)
+{
+	return k == FS__K_FILE || k == FS__K_DIR || k == FS__K_DATA;
+}
+
+static enum fs__kind fs__node_kind(const char *path, const struct zt_node *n)
+{
+	if (fs__is_root(path) || (n->flags & ZT_NODE_DIR) || n->stat.num_children > 0)
+		return FS__K_DIR;
+	return FS__K_FILE;
+}
+
+/*
+ * Read the node P stands for into N inside a new snapshot *R (caller ends it with st_rend on 0).
+ * -ENOENT when the node is gone or is another node now (deleted and re-created), or its kind
+ * changed (a file node that got children is another inode, a directory).
+ */
+static int fs__read(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r, struct zt_node *n)
+{
+	int rv = st_rbegin(fs->env, r);
+
+	if (rv != 0)
+		return rv;
+	rv = zt_get(*r, p->node, n);
+	if (rv == 0 && !fs__is_root(p->node)) {
+		if (n->stat.czxid != p->czxid)
+			rv = -ENOENT;
+		else if (p->kind != FS__K_DATA && fs__node_kind(p->node, n) != p->kind)
+			rv = -ENOENT;
+	}
+	if (rv != 0)
+		st_rend(*r);
+	return rv;
+}
+
+static struct timespec fs__ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+
+	return ts;
+}
+
+static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
+		     const struct zt_stat *zs, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->cfg.uid;
+	st->st_gid = fs->cfg.gid;
+	st->st_blksize = 4096;
+	st->st_nlink = 1; /* directories too: find(1) must not count subdirectories from it */
+	switch (kind) {
+	case FS__K_DIR:
+		st->st_mode = S_IFDIR | 0755;
+		break;
+	case FS__K_CTL:
+		st->st_mode = S_IFDIR | 0555;
+		break;
+	case FS__K_STATUS:
+		st->st_mode = S_IFREG | 0444;
+		break;
+	default:
+		st->st_mode = S_IFREG | 0644;
+		break;
+	}
+	if (zs) {
+		st->st_size = zs->data_length;
+		st->st_blocks = (zs->data_length + 511) / 512;
+		st->st_mtim = fs__ms(zs->mtime);
+		st->st_ctim = st->st_mtim;
+		st->st_atim = st->st_mtim;
+	} else {
+		st->st_mtim = st->st_ctim = st->st_atim = fs->started;
+	}
+}
+
+static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__kind kind,
+		      const struct zt_stat *zs, struct fuse_entry_param *e)
+{
+	double t = kind == FS__K_STATUS ? 0.0 : fs->cfg.cache_timeout;
+
+	memset(e, 0, sizeof(*e));
+	e->ino = in->ino;
+	e->generation = in->generation;
+	fs__attr(fs, in->ino, kind, zs, &e->attr);
+	e->attr_timeout = t;
+	e->entry_timeout = t;
+}
+
+/* Outcome of a committed (or failed) transaction as an errno for the kernel (negative). */
+static int fs__outcome(int status, const struct zt_result *res, uint32_t nres)
+{
+	if (status == -ESHUTDOWN)
+		return -EIO;
+	if (status != 0)
+		return status;
+	for (uint32_t i = 0; i < nres; i++) {
+		if (res[i].err != 0 && res[i].err != -ECANCELED)
+			return res[i].err;
+	}
+	return 0;
+}
+
+static int fs__status_text(struct fs *fs, char **out, size_t *len)
+{
+	char *buf = malloc(FS__STATUS_CAP);
+	int n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = rp_status(fs->rp, buf, FS__STATUS_CAP);
+	if (n < 0) {
+		free(buf);
+		return n;
+	}
+	*out = buf;
+	*len = (size_t)n < FS__STATUS_CAP ? (size_t)n : FS__STATUS_CAP - 1;
+	return 0;
+}
+
+/* The name is reserved in the directory at PARENT (.data everywhere, .zk at the root). */
+static int fs__reserved(const char *parent, const char *name)
+{
+	return strcmp(name, FS__DATA_NAME) == 0 ||
+	       (fs__is_root(parent) && strcmp(name, FS__CTL_NAME) == 0);
+}
+
+/* PARENT must be a directory node for creating NAME in it; build and validate the new path. */
+static int fs__child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *out)
+{
+	struct fs__pin p;
+	int rv = fs__pin(fs, parent, &p);
+
+	if (rv != 0)
+		return rv;
+	if (p.kind == FS__K_CTL)
+		return -EPERM;
+	if (p.kind != FS__K_DIR)
+		return -ENOTDIR;
+	if (fs__reserved(p.path, name))
+		return -EINVAL;
+	rv = fs__path_join(out, FS__PATH_CAP, p.path, name);
+	if (rv != 0)
+		return rv;
+	if (strlen(out) >= ZT_PATH_MAX)
+		return -ENAMETOOLONG;
+	if (strlen(name) > ZT_NAME_MAX)
+		return -ENAMETOOLONG;
+	return zt_path_validate(out) != 0 ? -EINVAL : 0;
+}
+
+/* Thread group of the process that issued a request (the pid FUSE reports is a thread's id). */
+static pid_t fs__tgid(pid_t pid)
+{
+	char path[64], line[256];
+	pid_t tgid = pid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = (pid_t)strtol(line + 5, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return tgid;
+}
+
+/* The id of our mount in /proc/self/mountinfo (-1: unknown). */
+static int fs__mnt_id(struct fs *fs)
+{
+	int id = atomic_load(&fs->mnt_id);
+	char line[8192], mp[4096];
+	FILE *f;
+
+	if (id >= 0 || !fs->cfg.mountpoint)
+		return id;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		int mid;
+
+		if (sscanf(line, "%d %*d %*s %*s %4095s", &mid, mp) == 2 &&
+		    strcmp(mp, fs->cfg.mountpoint) == 0)
+			id = mid; /* the last one listed is the one on top */
+	}
+	fclose(f);
+	atomic_store(&fs->mnt_id, id);
+	return id;
+}
+
+/*
+ * Does process TGID still have a descriptor open on our inode INO? Read from /proc (fdinfo gives
+ * the mount and inode of each descriptor without touching the file system). A close of one of
+ * several descriptors (bash: open, dup2 to 1, close the original) is not the opener's last close.
+ */
+static int fs__still_open(struct fs *fs, pid_t tgid, uint64_t ino)
+{
+	char dpath[64], fpath[384], line[256];
+	int mnt = fs__mnt_id(fs), found = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dpath, sizeof(dpath), "/proc/%d/fdinfo", (int)tgid);
+	d = opendir(dpath);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		long long fmnt = -1;
+		unsigned long long fino = 0;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(fpath, sizeof(fpath), "%s/%s", dpath, de->d_name);
+		f = fopen(fpath, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "mnt_id:", 7) == 0)
+				fmnt = strtoll(line + 7, NULL, 10);
+			else if (strncmp(line, "ino:", 4) == 0)
+				fino = strtoull(line + 4, NULL, 10);
+		}
+		fclose(f);
+		found = fino == ino && (mnt < 0 || fmnt == mnt);
+	}
+	closedir(d);
+	return found;
+}
+
+/* ------------------------------------------------------------------ invalidations */
+
+struct fs__inval {
+	struct fs__job job;
+	struct fs *fs;
+	int data;  /* the node's data changed (drop pages), else only its attributes */
+	int entry; /* entry job: forget the dentry PATH in its parent */
+	char path[];
+};
+
+static void fs__inval_inode_run(struct fs__job *job)
+{
+	struct fs__inval *iv = (struct fs__inval *)job;
+	struct fs *fs = iv->fs;
+	struct fuse_session *se = atomic_load(&fs->se);
+	char dpath[FS__PATH_CAP];
+	uint64_t inos[2];
+	int n = 0, file_with_children = 0;
+	struct fs__inode *in;
+
+	snprintf(dpath, sizeof(dpath), "%s/" FS__DATA_NAME, fs__is_root(iv->path) ? "" : iv->path);
+	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_find(&fs->it, iv->path);
+	if (in && in->nlookup > 0) {
+		inos[n++] = in->ino;
+		file_with_children = !iv->data && in->kind == FS__K_FILE;
+	}
+	in = fs__it_find(&fs->it, dpath);
+	if (in && in->nlookup > 0)
+		inos[n++] = in->ino;
+	pthread_mutex_unlock(&fs->it.lock);
+	for (int i = 0; se && i < n; i++) {
+		int rv = fuse_lowlevel_notify_inval_inode(se, inos[i], iv->data ? 0 : -1, 0);
+
+		if (rv != 0 && rv != -ENOENT)
+			fs_debug("inval inode %" PRIu64 ": %s", inos[i], strerror(-rv));
+	}
+	if (file_with_children && !fs__is_root(iv->path)) {
+		/* A file node got children: it is a directory now, another inode; make the kernel
+		 * look the name up again. */
+		iv->entry = 1;
+		fs__queue_push(&fs->qentry, &iv->job);
+		return;
+	}
+	free(iv);
+}
+
+static void fs__inval_entry_run(struct fs__job *job)
+{
+	struct fs__inval *iv = (struct fs__inval *)job;
+	struct fs *fs = iv->fs;
+	struct fuse_session *se = atomic_load(&fs->se);
+	char *slash = strrchr(iv->path, '/');
+	const char *name = slash + 1;
+	uint64_t pino = 0;
+	int known;
+
+	*slash = '\0';
+	pthread_mutex_lock(&fs->it.lock);
+	{
+		struct fs__inode *pin = fs__it_find(&fs->it, slash == iv->path ? "/" : iv->path);
+
+		if (pin && pin->nlookup > 0)
+			pino = pin->ino;
+	}
+	*slash = '/';
+	known = fs__it_find(&fs->it, iv->path) != NULL;
+	pthread_mutex_unlock(&fs->it.lock);
+	if (se && pino && (known || iv->entry)) {
+		int rv = fuse_lowlevel_notify_inval_entry(se, pino, name, strlen(name));
+
+		if (rv != 0 && rv != -ENOENT)
+			fs_debug("inval entry %s: %s", iv->path, strerror(-rv));
+	}
+	free(iv);
+}
+
+static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
+{
+	size_t len = strlen(path);
+	struct fs__inval *iv = malloc(sizeof(*iv) + len + 1);
+
+	if (!iv) {
+		fs_error("out of memory: kernel caches of %s not invalidated", path);
+		return;
+	}
+	iv->fs = fs;
+	iv->data = data;
+	iv->entry = entry;
+	memcpy(iv->path, path, len + 1);
+	if (entry) {
+		iv->job.run = fs__inval_entry_run;
+		fs__queue_push(&fs->qentry, &iv->job);
+	} else {
+		iv->job.run = fs__inval_inode_run;
+		fs__queue_push(&fs->qinode, &iv->job);
+	}
+}
+
+void fs_on_change(void *arg, const struct zt_change *ch)
+{
+	struct fs *fs = arg;
+
+	if (!atomic_load(&fs->attached))
+		return;
+	switch (ch->type) {
+	case ZT_NODE_DATA_CHANGED:
+		fs__inval_push(fs, ch->path, 1, 0);
+		break;
+	case ZT_NODE_CHILDREN_CHANGED:
+		fs__inval_push(fs, ch->path, 0, 0);
+		break;
+	case ZT_NODE_DELETED:
+		/* Lookups never cache a missing name, so a creation needs nothing; a deletion
+		 * drops the dentry when the kernel may still hold one (a change made elsewhere;
+		 * for our own unlink/rename the kernel already did). */
+		if (!fs__is_root(ch->path))
+			fs__inval_push(fs, ch->path, 0, 1);
+		break;
+	case ZT_NODE_CREATED:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ open files */
+
+enum fs__fh_type {
+	FS__FH_NODE = 1,
+	FS__FH_STATUS = 2,
+};
+
+struct fs__wreq;
+
+struct fs__fh {
+	enum fs__fh_type type; /* immutable */
+	struct fs__inode *in;  /* immutable; alive while the file is open */
+	int append;	       /* immutable: O_APPEND */
+	pid_t opener;	       /* immutable: thread group that opened it */
+	pthread_mutex_t lock;
+	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
+	size_t len;	   /* protected by lock */
+	int trunc_pending; /* protected by lock: O_TRUNC and no write or truncate came yet */
+	int busy;	   /* protected by lock: a commit of this descriptor is in flight */
+	int released;	   /* protected by lock: the kernel released it; last commit frees */
+	struct fs__wreq *wait_head; /* protected by lock: writes waiting for the one in flight */
+	struct fs__wreq *wait_tail; /* protected by lock */
+};
+
+static struct fs__fh *fs__fh_new(enum fs__fh_type type, struct fs__inode *in)
+{
+	struct fs__fh *fh = calloc(1, sizeof(*fh));
+
+	if (!fh)
+		return NULL;
+	fh->type = type;
+	fh->in = in;
+	pthread_mutex_init(&fh->lock, NULL);
+	return fh;
+}
+
+static void fs__fh_free(struct fs__fh *fh)
+{
+	pthread_mutex_destroy(&fh->lock);
+	free(fh->buf);
+	free(fh);
+}
+
+enum fs__wtype {
+	FS__W_WRITE = 1,   /* write(2): reply the byte count */
+	FS__W_TRUNC = 2,   /* ftruncate(2): reply the attributes */
+	FS__W_FLUSH = 3,   /* the opener's close after O_TRUNC with no write: commit empty */
+	FS__W_RELEASE = 4, /* the last close, O_TRUNC still pending: commit empty, free the fh */
+};
+
+struct fs__wreq {
+	struct fs__job job; /* the reply, run on qinode after the invalidations of its commit */
+	struct fs__wreq *next;
+	struct fs *fs;
+	struct fs__fh *fh;
+	fuse_req_t req;
+	enum fs__wtype type;
+	off_t off;    /* write: offset; trunc: new size */
+	size_t size;  /* write: byte count */
+	char *data;   /* write waiting in the queue: a copy of its bytes (owned) */
+	char *newbuf; /* the content being committed (owned until it replaces fh->buf) */
+	size_t newlen;
+	int err;
+	struct zt_stat stat;
+	uint64_t ino; /* the file's inode (the fh may be gone when the reply is sent) */
+	enum fs__kind kind;
+};
+
+static void fs__wreq_reply(struct fs__job *job)
+{
+	struct fs__wreq *w = (struct fs__wreq *)job;
+
+	if (w->type == FS__W_RELEASE) {
+		if (w->err != 0)
+			fs_warn("commit of a truncation at the last close failed: %s",
+				strerror(-w->err));
+		fuse_reply_err(w->req, 0);
+	} else if (w->err != 0) {
+		fuse_reply_err(w->req, -w->err);
+	} else if (w->type == FS__W_WRITE) {
+		fuse_reply_write(w->req, w->size);
+	} else if (w->type == FS__W_TRUNC) {
+		struct stat st;
+
+		fs__attr(w->fs, w->ino, w->kind, &w->stat, &st);
+		fuse_reply_attr(w->req, &st, w->fs->cfg.cache_timeout);
+	} else {
+		fuse_reply_err(w->req, 0);
+	}
+	free(w->data);
+	free(w);
+}
+
+static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		       uint32_t nres);
+
+/*
+ * Build the descriptor's next content for W and submit it. fh->lock held, fh not busy.
+ * DATA: the write's bytes. 0: submitted (fs__w_done runs later); else the errno to reply.
+ */
+static int fs__w_start(struct fs__wreq *w, const char *data)
+{
+	struct fs__fh *fh = w->fh;
+	struct fs *fs = w->fs;
+	struct fs__pin p;
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct zt_op op;
+	size_t base = fh->len, newlen;
+	int rv;
+
+	/* Any write or truncate settles O_TRUNC: it folds the truncation into itself, and if it
+	 * fails the close must not then commit an empty value that was never written. */
+	fh->trunc_pending = 0;
+	if (w->type == FS__W_WRITE) {
+		size_t pos = fh->append ? base : (size_t)w->off;
+
+		if (w->off < 0 || pos > ZT_MAX_DATA || w->size > ZT_MAX_DATA - pos)
+			return -EFBIG;
+		newlen = pos + w->size > base ? pos + w->size : base;
+		w->newbuf = malloc(newlen ? newlen : 1);
+		if (!w->newbuf)
+			return -ENOMEM;
+		fs__copy(w->newbuf, fh->buf, base < newlen ? base : newlen);
+		if (pos > base)
+			memset(w->newbuf + base, 0, pos - base);
+		fs__copy(w->newbuf + pos, data, w->size);
+	} else {
+		newlen = w->type == FS__W_TRUNC ? (size_t)w->off : 0;
+		if (newlen > ZT_MAX_DATA)
+			return -EFBIG;
+		w->newbuf = calloc(1, newlen ? newlen : 1);
+		if (!w->newbuf)
+			return -ENOMEM;
+		fs__copy(w->newbuf, fh->buf, base < newlen ? base : newlen);
+	}
+	w->newlen = newlen;
+
+	/* The path still names the node this descriptor opened (not one re-created since). */
+	rv = fs__pin(fs, fh->in->ino, &p);
+	if (rv == 0)
+		rv = fs__read(fs, &p, &r, &n);
+	if (rv != 0)
+		goto err;
+	st_rend(r);
+	op = (struct zt_op){
+	    .type = ZT_OP_SET, .version = -1, .path = p.node, .data = w->newbuf, .len = newlen};
+	rv = rp_submit(fs->rp, &op, 1, fs__w_done, w);
+	if (rv != 0)
+		goto err;
+	fh->busy = 1;
+	return 0;
+err:
+	free(w->newbuf);
+	w->newbuf = NULL;
+	return rv == -ESHUTDOWN ? -EIO : rv;
+}
+
+/* Start the next waiting commit of FH, if any (fh->lock held, fh not busy). */
+static void fs__w_next(struct fs__fh *fh)
+{
+	while (!fh->busy && fh->wait_head) {
+		struct fs__wreq *w = fh->wait_head;
+
+		fh->wait_head = w->next;
+		if (!fh->wait_head)
+			fh->wait_tail = NULL;
+		w->err = fs__w_start(w, w->data);
+		if (w->err != 0)
+			fs__queue_push(&w->fs->qinode, &w->job);
+	}
+}
+
+static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		       uint32_t nres)
+{
+	struct fs__wreq *w = arg;
+	struct fs__fh *fh = w->fh;
+	int free_fh;
+
+	w->err = fs__outcome(status, res, nres);
+	if (w->err == 0)
+		w->stat = res[0].stat;
+	pthread_mutex_lock(&fh->lock);
+	if (w->err == 0) {
+		free(fh->buf);
+		fh->buf = w->newbuf;
+		fh->len = w->newlen;
+	} else {
+		free(w->newbuf);
+	}
+	w->newbuf = NULL;
+	fh->busy = 0;
+	fs__w_next(fh);
+	free_fh = fh->released && !fh->busy && !fh->wait_head;
+	pthread_mutex_unlock(&fh->lock);
+	/* Replied on qinode, after the invalidations of this commit (queued by on_change before
+	 * this callback): when write() returns, every reader on the mount sees the new data. */
+	fs__queue_push(&w->fs->qinode, &w->job);
+	if (free_fh)
+		fs__fh_free(fh);
+}
+
+/* Commit a change of FH's content (write, ftruncate, flush after O_TRUNC); replies itself. */
+static void fs__w_submit(fuse_req_t req, struct fs__fh *fh, enum fs__wtype type, off_t off,
+			 const char *data, size_t size)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__wreq *w = calloc(1, sizeof(*w));
+	int rv;
+
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w->job.run = fs__wreq_reply;
+	w->fs = fs;
+	w->fh = fh;
+	w->ino = fh->in->ino;
+	w->kind = fh->in->kind;
+	w->req = req;
+	w->type = type;
+	w->off = off;
+	w->size = size;
+	pthread_mutex_lock(&fh->lock);
+	if (!fh->busy) {
+		rv = fs__w_start(w, data);
+	} else if (size > 0 && !(w->data = malloc(size))) {
+		rv = -ENOMEM;
+	} else {
+		/* Another commit of this descriptor is in flight: ours builds on its outcome. */
+		if (size > 0)
+			memcpy(w->data, data, size);
+		if (fh->wait_tail)
+			fh->wait_tail->next = w;
+		else
+			fh->wait_head = w;
+		fh->wait_tail = w;
+		rv = 0;
+	}
+	pthread_mutex_unlock(&fh->lock);
+	if (rv != 0) {
+		free(w->data);
+		free(w);
+		fuse_reply_err(req, -rv);
+	}
+}
+
+/* ------------------------------------------------------------------ namespace changes */
+
+enum fs__nop {
+	FS__N_CREATE = 1,
+	FS__N_MKNOD,
+	FS__N_MKDIR,
+	FS__N_UNLINK,
+	FS__N_RMDIR,
+	FS__N_RENAME,
+};
+
+struct fs__nctx {
+	struct fs__job job; /* rename: the reply, after the invalidations of its commit */
+	struct fs *fs;
+	fuse_req_t req;
+	enum fs__nop op;
+	struct fuse_file_info fi; /* create */
+	struct fs__fh *fh;	  /* create: allocated before submitting */
+	int err;
+	char path[FS__PATH_CAP];
+	char path2[FS__PATH_CAP];
+};
+
+static void fs__rename_reply(struct fs__job *job)
+{
+	struct fs__nctx *c = (struct fs__nctx *)job;
+
+	fuse_reply_err(c->req, -c->err);
+	free(c);
+}
+
+/* create found the name taken (not O_EXCL): open the node that is there instead. */
+static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
+{
+	struct fs *fs = c->fs;
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct fs__inode *in;
+	int rv = st_rbegin(fs->env, &r);
+
+	if (rv != 0)
+		return rv;
+	rv = zt_get(r, c->path, &n);
+	if (rv != 0)
+		goto out;
+	if (fs__node_kind(c->path, &n) != FS__K_FILE) {
+		rv = -EISDIR;
+		goto out;
+	}
+	if (c->fi.flags & O_TRUNC) {
+		c->fh->trunc_pending = 1;
+	} else if (n.stat.data_length > 0) {
+		c->fh->buf = malloc(n.stat.data_length);
+		if (!c->fh->buf) {
+			rv = -ENOMEM;
+			goto out;
+		}
+		memcpy(c->fh->buf, n.data, n.stat.data_length);
+		c->fh->len = n.stat.data_length;
+	}
+	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_ref(&fs->it, c->path, FS__K_FILE, n.stat.czxid);
+	pthread_mutex_unlock(&fs->it.lock);
+	if (!in) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	c->fh->in = in;
+	fs__entry(fs, in, FS__K_FILE, &n.stat, e);
+out:
+	st_rend(r);
+	return rv;
+}
+
+static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		       uint32_t nres)
+{
+	struct fs__nctx *c = arg;
+	struct fs *fs = c->fs;
+	struct fuse_entry_param e;
+	struct fs__inode *in = NULL;
+	int err = fs__outcome(status, res, nres);
+
+	switch (c->op) {
+	case FS__N_CREATE:
+	case FS__N_MKNOD:
+	case FS__N_MKDIR:
+		if (err == 0) {
+			enum fs__kind kind = c->op == FS__N_MKDIR ? FS__K_DIR : FS__K_FILE;
+
+			pthread_mutex_lock(&fs->it.lock);
+			in = fs__it_ref(&fs->it, res[0].path ? res[0].path : c->path, kind,
+					res[0].stat.czxid);
+			pthread_mutex_unlock(&fs->it.lock);
+			if (!in)
+				err = -ENOMEM;
+			else
+				fs__entry(fs, in, kind, &res[0].stat, &e);
+		} else if (err == -EEXIST && c->op == FS__N_CREATE && !(c->fi.flags & O_EXCL)) {
+			err = fs__create_existing(c, &e);
+			in = c->fh->in;
+		}
+		if (err != 0) {
+			if (c->fh)
+				fs__fh_free(c->fh);
+			fuse_reply_err(c->req, -err);
+		} else if (c->op == FS__N_CREATE) {
+			c->fh->in = in;
+			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
+			c->fi.direct_io = 1;
+			c->fi.keep_cache = 0;
+			c->fi.noflush = !c->fh->trunc_pending;
+			if (fuse_reply_create(c->req, &e, &c->fi) != 0)
+				fs__fh_free(c->fh);
+		} else {
+			fuse_reply_entry(c->req, &e);
+		}
+		free(c);
+		return;
+	case FS__N_UNLINK:
+	case FS__N_RMDIR:
+		if (err == 0) {
+			pthread_mutex_lock(&fs->it.lock);
+			fs__it_unlink(&fs->it, c->path);
+			pthread_mutex_unlock(&fs->it.lock);
+		}
+		fuse_reply_err(c->req, -err);
+		free(c);
+		return;
+	case FS__N_RENAME:
+		if (err == 0) {
+			pthread_mutex_lock(&fs->it.lock);
+			if (fs__it_move(&fs->it, c->path, c->path2, res[nres - 1].stat.czxid) != 0)
+				fs_warn("out of memory moving inodes of %s", c->path);
+			pthread_mutex_unlock(&fs->it.lock);
+		}
+		c->err = err;
+		fs__queue_push(&fs->qinode, &c->job);
+		return;
+	}
+}
+
+static int fs__n_submit(struct fs__nctx *c, const struct zt_op *ops, uint32_t nops)
+{
+	int rv = rp_submit(c->fs->rp, ops, nops, fs__n_done, c);
+
+	return rv == -ESHUTDOWN ? -EIO : rv;
+}
+
+static struct fs__nctx *fs__nctx_new(fuse_req_t req, enum fs__nop op)
+{
+	struct fs__nctx *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->fs = fs__of(req);
+		c->req = req;
+		c->op = op;
+		c->job.run = fs__rename_reply;
+	}
+	return c;
+}
+
+/* Create a node (create, mknod, mkdir); replies itself. */
+static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name, enum fs__nop op,
+			    struct fuse_file_info *fi)
+{
+	struct fs__nctx *c = fs__nctx_new(req, op);
+	struct zt_op zop = {.type = ZT_OP_CREATE, .version = -1};
+	int rv;
+
+	if (!c) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rv = fs__child_path(c->fs, parent, name, c->path);
+	if (rv != 0)
+		goto err;
+	if (op == FS__N_CREATE) {
+		c->fi = *fi;
+		c->fh = fs__fh_new(FS__FH_NODE, NULL);
+		if (!c->fh) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		c->fh->append = (fi->flags & O_APPEND) != 0;
+		c->fh->opener = fs__tgid(fuse_req_ctx(req)->pid);
+	}
+	zop.path = c->path;
+	zop.flags = op == FS__N_MKDIR ? ZT_CREATE_DIR : 0;
+	rv = fs__n_submit(c, &zop, 1);
+	if (rv != 0)
+		goto err;
+	return;
+err:
+	if (c->fh)
+		fs__fh_free(c->fh);
+	free(c);
+	fuse_reply_err(req, -rv);
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* One write(2) of up to 1 MiB must reach us as ONE request: libfuse sizes its buffer
+	 * for 256 pages and asks the kernel for max_pages = max_write / page size. */
+	conn->max_write = ZT_MAX_DATA + 1;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	else
+		fs_warn("kernel lacks atomic O_TRUNC: opening with O_TRUNC will commit an empty "
+			"value");
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; /* every write() commits, nothing is delayed */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	conn->time_gran = 1000000; /* ZooKeeper's times are milliseconds */
+	fs_info("FUSE protocol %u.%u, max_write %u, max_readahead %u", conn->proto_major,
+		conn->proto_minor, conn->max_write, conn->max_readahead);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs__of(req);
+	struct fuse_entry_param e;
+	struct fs__pin p;
+	char path[FS__PATH_CAP];
+	struct st_rtxn *r = NULL;
+	struct zt_node n;
+	struct fs__inode *in;
+	enum fs__kind kind;
+	int rv = fs__pin(fs, parent, &p);
+
+	if (rv != 0)
+		goto err;
+	if (p.kind == FS__K_CTL) {
+		if (strcmp(name, "status") != 0) {
+			rv = -ENOENT;
+			goto err;
+		}
+		pthread_mutex_lock(&fs->it.lock);
+		in = fs__it_ref(&fs->it, "/" FS__CTL_NAME "/status", FS__K_STATUS, 0);
+		pthread_mutex_unlock(&fs->it.lock);
+		if (!in) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		fs__entry(fs, in, FS__K_STATUS, NULL, &e);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (p.kind != FS__K_DIR) {
+		rv = -ENOTDIR;
+		goto err;
+	}
+	if (fs__is_root(p.path) && strcmp(name, FS__CTL_NAME) == 0) {
+		pthread_mutex_lock(&fs->it.lock);
+		in = fs__it_ref(&fs->it, "/" FS__CTL_NAME, FS__K_CTL, 0);
+		pthread_mutex_unlock(&fs->it.lock);
+		if (!in) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		fs__entry(fs, in, FS__K_CTL, NULL, &e);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	rv = fs__path_join(path, sizeof(path), p.path, name);
+	if (rv != 0)
+		goto err;
+	if (strcmp(name, FS__DATA_NAME) == 0) {
+		rv = fs__read(fs, &p, &r, &n);
+		if (rv != 0)
+			goto err;
+		kind = FS__K_DATA;
+		n.stat.czxid = fs__is_root(p.path) ? p.czxid : n.stat.czxid;
+	} else {
+		/* A name the tree would refuse cannot exist: ENOENT, so that O_CREAT gets to
+		 * create (and be told EINVAL). */
+		if (strlen(path) >= ZT_PATH_MAX || zt_path_validate(path) != 0) {
+			rv = -ENOENT;
+			goto err;
+		}
+		rv = st_rbegin(fs->env, &r);
+		if (rv != 0)
+			goto err;
+		rv = zt_get(r, path, &n);
+		if (rv != 0) {
+			st_rend(r);
+			goto err;
+		}
+		kind = fs__node_kind(path, &n);
+	}
+	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_ref(&fs->it, path, kind, n.stat.czxid);
+	pthread_mutex_unlock(&fs->it.lock);
+	if (!in) {
+		st_rend(r);
+		rv = -ENOMEM;
+		goto err;
+	}
+	fs__entry(fs, in, kind, &n.stat, &e);
+	st_rend(r);
+	fuse_reply_entry(req, &e);
+	return;
+err:
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = fs__of(req);
+
+	pthread_mutex_lock(&fs->it.lock);
+	fs__it_forget(&fs->it, ino, nlookup);
+	pthread_mutex_unlock(&fs->it.lock);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs__of(req);
+
+	pthread_mutex_lock(&fs->it.lock);
+	for (size_t i = 0; i < count; i++)
+		fs__it_forget(&fs->it, forgets[i].ino, forgets[i].nlookup);
+	pthread_mutex_unlock(&fs->it.lock);
+	fuse_reply_none(req);
+}
+
+/* Attributes of INO now; 0 or a negative errno. */
+static int fs__getattr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *timeout)
+{
+	struct fs__pin p;
+	struct st_rtxn *r;
+	struct zt_node n;
+	int rv = fs__pin(fs, ino, &p);
+
+	if (rv != 0)
+		return rv;
+	*timeout = fs->cfg.cache_timeout;
+	if (p.kind == FS__K_CTL) {
+		fs__attr(fs, ino, p.kind, NULL, st);
+		return 0;
+	}
+	if (p.kind == FS__K_STATUS) {
+		char buf[FS__STATUS_CAP];
+		int len = rp_status(fs->rp, buf, sizeof(buf));
+
+		fs__attr(fs, ino, p.kind, NULL, st);
+		st->st_size = len > 0 ? len : 0;
+		*timeout = 0.0;
+		return 0;
+	}
+	rv = fs__read(fs, &p, &r, &n);
+	if (rv != 0)
+		return rv;
+	fs__attr(fs, ino, p.kind, &n.stat, st);
+	st_rend(r);
+	return 0;
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	double timeout;
+	int rv = fs__getattr(fs__of(req), ino, &st, &timeout);
+
+	if (rv != 0)
+		fuse_reply_err(req, -rv);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+/* truncate(2) by path: read, resize, set if the version is still the one read (retried). */
+struct fs__tctx {
+	struct fs__job job;
+	struct fs *fs;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	enum fs__kind kind;
+	off_t size;
+	int tries;
+	int err;
+	struct zt_stat stat;
+	char *newbuf;
+};
+
+static void fs__trunc_reply(struct fs__job *job)
+{
+	struct fs__tctx *t = (struct fs__tctx *)job;
+
+	if (t->err != 0) {
+		fuse_reply_err(t->req, -t->err);
+	} else {
+		struct stat st;
+
+		fs__attr(t->fs, t->ino, t->kind, &t->stat, &st);
+		fuse_reply_attr(t->req, &st, t->fs->cfg.cache_timeout);
+	}
+	free(t->newbuf);
+	free(t);
+}
+
+static void fs__trunc_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			   uint32_t nres);
+
+static int fs__trunc_start(struct fs__tctx *t)
+{
+	struct fs *fs = t->fs;
+	struct fs__pin p;
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct zt_op op;
+	size_t keep;
+	int rv = fs__pin(fs, t->ino, &p);
+
+	if (rv != 0)
+		return rv;
+	rv = fs__read(fs, &p, &r, &n);
+	if (rv != 0)
+		return rv;
+	free(t->newbuf);
+	t->newbuf = calloc(1, t->size ? (size_t)t->size : 1);
+	if (!t->newbuf) {
+		st_rend(r);
+		return -ENOMEM;
+	}
+	keep = (size_t)n.stat.data_length < (size_t)t->size ? (size_t)n.stat.data_length
+							    : (size_t)t->size;
+	fs__copy(t->newbuf, n.data, keep);
+	op = (struct zt_op){.type = ZT_OP_SET,
+			    .version = n.stat.version,
+			    .path = p.node,
+			    .data = t->newbuf,
+			    .len = (uint32_t)t->size};
+	st_rend(r);
+	rv = rp_submit(fs->rp, &op, 1, fs__trunc_done, t);
+	return rv == -ESHUTDOWN ? -EIO : rv;
+}
+
+static void fs__trunc_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			   uint32_t nres)
+{
+	struct fs__tctx *t = arg;
+
+	t->err = fs__outcome(status, res, nres);
+	if (t->err == ZT_EBADVERSION && ++t->tries < 32) {
+		/* Someone wrote in between: truncate what is there now. */
+		t->err = fs__trunc_start(t);
+		if (t->err == 0)
+			return;
+	}
+	if (t->err == 0)
+		t->stat = res[0].stat;
+	fs__queue_push(&t->fs->qinode, &t->job);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__pin p;
+	struct stat st;
+	double timeout;
+	int rv = fs__pin(fs, ino, &p);
+
+	if (rv != 0)
+		goto err;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fs__fh *fh = fi ? (struct fs__fh *)(uintptr_t)fi->fh : NULL;
+		struct fs__tctx *t;
+
+		if (p.kind == FS__K_DIR || p.kind == FS__K_CTL) {
+			rv = -EISDIR;
+			goto err;
+		}
+		if (p.kind == FS__K_STATUS) {
+			rv = -EPERM;
+			goto err;
+		}
+		if (attr->st_size < 0 || attr->st_size > ZT_MAX_DATA) {
+			rv = -EFBIG;
+			goto err;
+		}
+		if (fh && fh->type == FS__FH_NODE) {
+			fs__w_submit(req, fh, FS__W_TRUNC, attr->st_size, NULL, 0);
+			return;
+		}
+		t = calloc(1, sizeof(*t));
+		if (!t) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		t->job.run = fs__trunc_reply;
+		t->fs = fs;
+		t->req = req;
+		t->ino = ino;
+		t->kind = p.kind;
+		t->size = attr->st_size;
+		rv = fs__trunc_start(t);
+		if (rv != 0) {
+			free(t->newbuf);
+			free(t);
+			goto err;
+		}
+		return;
+	}
+	/* Mode, owner and times: ZooKeeper has none that can be set. Accepted and ignored, so
+	 * that touch, cp -p and editors work; stat keeps showing the node's own. */
+	rv = fs__getattr(fs, ino, &st, &timeout);
+	if (rv != 0)
+		goto err;
+	fuse_reply_attr(req, &st, timeout);
+	return;
+err:
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM); /* devices, fifos, sockets: znodes hold data only */
+		return;
+	}
+	fs__create_node(req, parent, name, FS__N_MKNOD, NULL);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fs__create_node(req, parent, name, FS__N_MKDIR, NULL);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	fs__create_node(req, parent, name, FS__N_CREATE, fi);
+}
+
+static void fs__remove(fuse_req_t req, fuse_ino_t parent, const char *name, enum fs__nop op)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__nctx *c = NULL;
+	struct fs__pin p;
+	struct zt_op zop = {.type = ZT_OP_DELETE, .version = -1};
+	int rv = fs__pin(fs, parent, &p);
+
+	if (rv != 0)
+		goto err;
+	if (p.kind == FS__K_CTL || fs__reserved(p.path, name)) {
+		rv = -EPERM;
+		goto err;
+	}
+	c = fs__nctx_new(req, op);
+	if (!c) {
+		rv = -ENOMEM;
+		goto err;
+	}
+	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
+	if (rv != 0)
+		goto err;
+	zop.path = c->path;
+	rv = fs__n_submit(c, &zop, 1);
+	if (rv != 0)
+		goto err;
+	return;
+err:
+	free(c);
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs__remove(req, parent, name, FS__N_UNLINK);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs__remove(req, parent, name, FS__N_RMDIR);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EPERM); /* a znode has no link kind; nothing is created */
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EPERM); /* a znode has exactly one path */
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__nctx *c = NULL;
+	struct fs__pin p, np;
+	struct zt_op ops[2];
+	uint32_t nops = 0;
+	int rv;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		rv = -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT: no such tree operation */
+		goto err;
+	}
+	rv = fs__pin(fs, parent, &p);
+	if (rv != 0)
+		goto err;
+	if (p.kind == FS__K_CTL || fs__reserved(p.path, name)) {
+		rv = -EPERM;
+		goto err;
+	}
+	c = fs__nctx_new(req, FS__N_RENAME);
+	if (!c) {
+		rv = -ENOMEM;
+		goto err;
+	}
+	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
+	if (rv != 0)
+		goto err;
+	rv = fs__child_path(fs, newparent, newname, c->path2);
+	if (rv != 0)
+		goto err;
+	if (strcmp(c->path, c->path2) == 0) {
+		free(c);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	(void)np;
+	if (flags & RENAME_NOREPLACE) {
+		/* Atomic: the multi fails as a whole with EEXIST when the target exists. The
+		 * rename then replaces the fresh empty node's data (so it starts at version 1). */
+		struct st_rtxn *r;
+		struct zt_node n;
+
+		rv = st_rbegin(fs->env, &r);
+		if (rv != 0)
+			goto err;
+		rv = zt_get(r, c->path, &n);
+		if (rv == 0)
+			ops[nops++] = (struct zt_op){
+			    .type = ZT_OP_CREATE,
+			    .version = -1,
+			    .flags = (n.flags & ZT_NODE_DIR) ? ZT_CREATE_DIR : 0,
+			    .path = c->path2,
+			};
+		st_rend(r);
+		if (rv != 0)
+			goto err;
+	}
+	ops[nops++] =
+	    (struct zt_op){.type = ZT_OP_RENAME, .version = -1, .path = c->path, .path2 = c->path2};
+	rv = fs__n_submit(c, ops, nops);
+	if (rv != 0)
+		goto err;
+	return;
+err:
+	free(c);
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__of(req);
+	int acc = fi->flags & O_ACCMODE;
+	struct fs__fh *fh = NULL;
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct fs__pin p;
+	int rv = fs__pin(fs, ino, &p);
+
+	if (rv != 0)
+		goto err;
+	if (p.kind == FS__K_DIR || p.kind == FS__K_CTL) {
+		rv = -EISDIR;
+		goto err;
+	}
+	if (p.kind == FS__K_STATUS) {
+		if (acc != O_RDONLY) {
+			rv = -EACCES;
+			goto err;
+		}
+		fh = fs__fh_new(FS__FH_STATUS, p.in);
+		if (!fh) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		rv = fs__status_text(fs, &fh->buf, &fh->len);
+		if (rv != 0)
+			goto err;
+		fi->fh = (uint64_t)(uintptr_t)fh;
+		fi->direct_io = 1;
+		fi->noflush = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	rv = fs__read(fs, &p, &r, &n);
+	if (rv != 0)
+		goto err;
+	if (acc == O_RDONLY) {
+		/* Read-only: no handle; reads come from the tree. Keep the kernel's pages when
+		 * they are of this very version (they are also dropped on every change). */
+		pthread_mutex_lock(&fs->it.lock);
+		fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
+		p.in->open_mzxid = n.stat.mzxid;
+		pthread_mutex_unlock(&fs->it.lock);
+		st_rend(r);
+		fi->fh = 0;
+		fi->noflush = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	fh = fs__fh_new(FS__FH_NODE, p.in);
+	if (!fh) {
+		st_rend(r);
+		rv = -ENOMEM;
+		goto err;
+	}
+	fh->append = (fi->flags & O_APPEND) != 0;
+	if (fi->flags & O_TRUNC) {
+		/* Not a change by itself: folded into the first write, or committed by the
+		 * opener's own close when no write came. */
+		fh->trunc_pending = 1;
+		fh->opener = fs__tgid(fuse_req_ctx(req)->pid);
+	} else if (n.stat.data_length > 0) {
+		fh->buf = malloc(n.stat.data_length);
+		if (!fh->buf) {
+			st_rend(r);
+			rv = -ENOMEM;
+			goto err;
+		}
+		memcpy(fh->buf, n.data, n.stat.data_length);
+		fh->len = n.stat.data_length;
+	}
+	st_rend(r);
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	/* Writes bypass the page cache: each reaches us whole and is answered only once
+	 * committed; the pages other readers keep are dropped before the answer. */
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->noflush = !fh->trunc_pending;
+	if (fuse_reply_open(req, fi) != 0)
+		fs__fh_free(fh);
+	return;
+err:
+	if (fh)
+		fs__fh_free(fh);
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct fs__pin p;
+	int rv;
+
+	if (fh && fh->type == FS__FH_STATUS) {
+		size_t len = fh->len;
+
+		if ((size_t)off >= len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, fh->buf + off, size < len - off ? size : len - off);
+		return;
+	}
+	if (fh) {
+		int pending;
+
+		pthread_mutex_lock(&fh->lock);
+		pending = fh->trunc_pending;
+		pthread_mutex_unlock(&fh->lock);
+		if (pending) {
+			fuse_reply_buf(req, NULL, 0); /* this descriptor sees the file truncated */
+			return;
+		}
+	}
+	rv = fs__pin(fs, ino, &p);
+	if (rv == 0)
+		rv = fs__read(fs, &p, &r, &n);
+	if (rv == -ENOENT) {
+		fuse_reply_buf(req, NULL, 0); /* deleted since it was opened: end of file */
+		return;
+	}
+	if (rv != 0) {
+		fuse_reply_err(req, -rv);
+		return;
+	}
+	if (off < 0 || (uint64_t)off >= (uint64_t)n.stat.data_length) {
+		fuse_reply_buf(req, NULL, 0);
+	} else {
+		size_t left = (size_t)n.stat.data_length - (size_t)off;
+
+		fuse_reply_buf(req, (const char *)n.data + off, size < left ? size : left);
+	}
+	st_rend(r);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
+
+	if (!fh || fh->type != FS__FH_NODE) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	fs__w_submit(req, fh, FS__W_WRITE, off, buf, size);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
+	int pending = 0;
+
+	if (fh && fh->type == FS__FH_NODE) {
+		pthread_mutex_lock(&fh->lock);
+		pending = fh->trunc_pending;
+		pthread_mutex_unlock(&fh->lock);
+	}
+	/* O_TRUNC and no write yet: only the opener's own last close commits the empty value. A
+	 * forked child closing its copy (another process) or the opener closing one of several
+	 * descriptors of it (dup) must not. */
+	if (pending && fs__tgid(fuse_req_ctx(req)->pid) == fh->opener &&
+	    !fs__still_open(fs__of(req), fh->opener, fh->in->ino))
+		fs__w_submit(req, fh, FS__W_FLUSH, 0, NULL, 0);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
+	int now = 0, pending = 0;
+
+	if (fh) {
+		pthread_mutex_lock(&fh->lock);
+		fh->released = 1;
+		pending = fh->type == FS__FH_NODE && fh->trunc_pending;
+		now = !pending && !fh->busy && !fh->wait_head;
+		pthread_mutex_unlock(&fh->lock);
+	}
+	if (pending) {
+		/* Every close skipped the commit (the opener held another descriptor of the node
+		 * each time): the truncation is still owed. The commit's outcome frees the fh. */
+		fs__w_submit(req, fh, FS__W_RELEASE, 0, NULL, 0);
+		return;
+	}
+	if (now)
+		fs__fh_free(fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0); /* every acknowledged write is already durable */
+}
+
+/* A directory listing, taken when it is opened (offsets index into it). */
+struct fs__dent {
+	char *name;
+	enum fs__kind kind;
+	struct zt_stat stat;
+};
+
+struct fs__dir {
+	char path[FS__PATH_CAP];
+	uint64_t ino;
+	struct fs__dent *v;
+	size_t n;
+	size_t cap;
+	int err;
+};
+
+static int fs__dir_add(struct fs__dir *d, const char *name, enum fs__kind kind,
+		       const struct zt_stat *st)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct fs__dent *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	d->v[d->n].name = strdup(name);
+	if (!d->v[d->n].name)
+		return -ENOMEM;
+	d->v[d->n].kind = kind;
+	if (st)
+		d->v[d->n].stat = *st;
+	else
+		memset(&d->v[d->n].stat, 0, sizeof(d->v[d->n].stat));
+	d->n++;
+	return 0;
+}
+
+static int fs__dir_cb(void *arg, const char *name, const struct zt_node *child)
+{
+	struct fs__dir *d = arg;
+	enum fs__kind kind =
+	    (child->flags & ZT_NODE_DIR) || child->stat.num_children > 0 ? FS__K_DIR : FS__K_FILE;
+
+	d->err = fs__dir_add(d, name, kind, &child->stat);
+	return d->err != 0;
+}
+
+static void fs__dir_free(struct fs__dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	free(d);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__dir *d = calloc(1, sizeof(*d));
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct fs__pin p;
+	int rv;
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rv = fs__pin(fs, ino, &p);
+	if (rv != 0)
+		goto err;
+	d->ino = ino;
+	snprintf(d->path, sizeof(d->path), "%s", p.path);
+	if (p.kind == FS__K_CTL) {
+		rv = fs__dir_add(d, "status", FS__K_STATUS, NULL);
+		if (rv != 0)
+			goto err;
+	} else if (p.kind == FS__K_DIR) {
+		if (fs__is_root(p.path)) {
+			rv = fs__dir_add(d, FS__CTL_NAME, FS__K_CTL, NULL);
+			if (rv != 0)
+				goto err;
+		}
+		rv = fs__read(fs, &p, &r, &n);
+		if (rv != 0)
+			goto err;
+		rv = zt_list(r, p.node, fs__dir_cb, d);
+		st_rend(r);
+		if (rv == 0)
+			rv = d->err;
+		if (rv != 0)
+			goto err;
+	} else {
+		rv = -ENOTDIR;
+		goto err;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(req, fi);
+	return;
+err:
+	fs__dir_free(d);
+	fuse_reply_err(req, -rv);
+}
+
+static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi, int plus)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__dir *d = (struct fs__dir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size), child[FS__PATH_CAP];
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n + 2; i++) {
+		struct fuse_entry_param e;
+		struct fs__inode *in = NULL;
+		const char *name;
+		size_t need;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			e.attr.st_ino = i == 0 ? d->ino : FUSE_ROOT_ID;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			const struct fs__dent *de = &d->v[i - 2];
+
+			name = de->name;
+			if (plus) {
+				if (fs__path_join(child, sizeof(child), d->path, name) != 0)
+					continue;
+				pthread_mutex_lock(&fs->it.lock);
+				in = fs__it_ref(&fs->it, child, de->kind, de->stat.czxid);
+				pthread_mutex_unlock(&fs->it.lock);
+				if (!in)
+					break;
+				fs__entry(fs, in, de->kind,
+					  de->kind == FS__K_CTL || de->kind == FS__K_STATUS
+					      ? NULL
+					      : &de->stat,
+					  &e);
+			} else {
+				e.attr.st_ino = 0;
+				e.attr.st_mode = de->kind == FS__K_DIR || de->kind == FS__K_CTL
+						     ? S_IFDIR
+						     : S_IFREG;
+			}
+		}
+		if (plus)
+			need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
+						      (off_t)(i + 1));
+		else
+			need = fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
+						 (off_t)(i + 1));
+		if (need > size - used) {
+			if (in) {
+				/* Not sent: the kernel did not get this lookup. */
+				pthread_mutex_lock(&fs->it.lock);
+				fs__it_forget(&fs->it, in->ino, 1);
+				pthread_mutex_unlock(&fs->it.lock);
+			}
+			break;
+		}
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	fs__readdir(req, ino, size, off, fi, 0);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	fs__readdir(req, ino, size, off, fi, 1);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs__dir_free((struct fs__dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = ZT_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+#define FS__XATTR_PREFIX "user.zk."
+
+static const char *const fs__xattr_names[] = {
+    "version", "cversion", "aversion",	     "czxid",	   "mzxid",	  "pzxid",
+    "ctime",   "mtime",	   "ephemeralOwner", "dataLength", "numChildren",
+};
+#define FS__NXATTR (sizeof(fs__xattr_names) / sizeof(fs__xattr_names[0]))
+
+/* The value of stat field NAME (without prefix) as zkCli prints it; length, or -ENODATA. */
+static int fs__xattr_value(const char *name, const struct zt_stat *s, char *buf, size_t cap)
+{
+	if (strcmp(name, "version") == 0)
+		return snprintf(buf, cap, "%" PRId32, s->version);
+	if (strcmp(name, "cversion") == 0)
+		return snprintf(buf, cap, "%" PRId32, s->cversion);
+	if (strcmp(name, "aversion") == 0)
+		return snprintf(buf, cap, "%" PRId32, s->aversion);
+	if (strcmp(name, "czxid") == 0)
+		return snprintf(buf, cap, "0x%" PRIx64, (uint64_t)s->czxid);
+	if (strcmp(name, "mzxid") == 0)
+		return snprintf(buf, cap, "0x%" PRIx64, (uint64_t)s->mzxid);
+	if (strcmp(name, "pzxid") == 0)
+		return snprintf(buf, cap, "0x%" PRIx64, (uint64_t)s->pzxid);
+	if (strcmp(name, "ctime") == 0)
+		return snprintf(buf, cap, "%" PRId64, s->ctime);
+	if (strcmp(name, "mtime") == 0)
+		return snprintf(buf, cap, "%" PRId64, s->mtime);
+	if (strcmp(name, "ephemeralOwner") == 0)
+		return snprintf(buf, cap, "0x%" PRIx64, (uint64_t)s->ephemeral_owner);
+	if (strcmp(name, "dataLength") == 0)
+		return snprintf(buf, cap, "%" PRId32, s->data_length);
+	if (strcmp(name, "numChildren") == 0)
+		return snprintf(buf, cap, "%" PRId32, s->num_children);
+	return -ENODATA;
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs__of(req);
+	struct st_rtxn *r;
+	struct zt_node n;
+	struct fs__pin p;
+	char val[64];
+	int rv, len;
+
+	if (strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) != 0) {
+		rv = -ENODATA;
+		goto err;
+	}
+	rv = fs__pin(fs, ino, &p);
+	if (rv != 0)
+		goto err;
+	if (!fs__is_node(p.kind)) {
+		rv = -ENODATA;
+		goto err;
+	}
+	rv = fs__read(fs, &p, &r, &n);
+	if (rv != 0)
+		goto err;
+	len = fs__xattr_value(name + strlen(FS__XATTR_PREFIX), &n.stat, val, sizeof(val));
+	st_rend(r);
+	if (len < 0) {
+		rv = len;
+		goto err;
+	}
+	if (size == 0) {
+		fuse_reply_xattr(req, (size_t)len);
+		return;
+	}
+	if (size < (size_t)len) {
+		rv = -ERANGE;
+		goto err;
+	}
+	fuse_reply_buf(req, val, (size_t)len);
+	return;
+err:
+	fuse_reply_err(req, -rv);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs__of(req);
+	char buf[512];
+	size_t len = 0;
+	struct fs__pin p;
+	int rv = fs__pin(fs, ino, &p);
+
+	if (rv != 0) {
+		fuse_reply_err(req, -rv);
+		return;
+	}
+	if (fs__is_node(p.kind)) {
+		for (size_t i = 0; i < FS__NXATTR; i++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s",
+						FS__XATTR_PREFIX, fs__xattr_names[i]) +
+			       1;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	/* The stat is the tree's to maintain; other attributes have nowhere to live. */
+	fuse_reply_err(
+	    req, strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? EPERM : ENOTSUP);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(
+	    req, strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? EPERM : ENODATA);
+}
+
+static const struct fuse_lowlevel_ops fs__ops = {
+    .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .mknod = fs_mknod,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .symlink = fs_symlink,
+    .link = fs_link,
+    .rename = fs_rename,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .fsync = fs_fsync,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .readdirplus = fs_readdirplus,
+    .releasedir = fs_releasedir,
+    .fsyncdir = fs_fsyncdir,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
+    .create = fs_create,
+};
+
+/* ------------------------------------------------------------------ life cycle */
+
+int fs_new(const struct fs_config *cfg, struct fs **out)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	int rv;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	clock_gettime(CLOCK_REALTIME, &fs->started);
+	rv = fs__queue_start(&fs->qinode);
+	if (rv != 0)
+		goto err;
+	rv = fs__queue_start(&fs->qentry);
+	if (rv != 0) {
+		fs__queue_stop(&fs->qinode);
+		goto err;
+	}
+	fs->qstarted = 1;
+	atomic_store(&fs->mnt_id, -1);
+	*out = fs;
+	return 0;
+err:
+	free(fs);
+	return rv;
+}
+
+int fs_attach(struct fs *fs, struct rp *rp)
+{
+	struct st_rtxn *r;
+	struct zt_node n;
+	int rv;
+
+	fs->rp = rp;
+	fs->env = rp_env(rp);
+	rv = st_rbegin(fs->env, &r);
+	if (rv != 0)
+		return rv;
+	rv = zt_get(r, "/", &n);
+	st_rend(r);
+	if (rv != 0)
+		return rv == -ENOENT ? -EIO : rv;
+	rv = fs__it_init(&fs->it, n.stat.czxid);
+	if (rv != 0)
+		return rv;
+	atomic_store(&fs->attached, 1);
+	return 0;
+}
+
+int fs_session_new(struct fs *fs, struct fuse_args *args, struct fuse_session **out)
+{
+	struct fuse_session *se = fuse_session_new(args, &fs__ops, sizeof(fs__ops), fs);
+
+	if (!se)
+		return -EINVAL;
+	atomic_store(&fs->se, se);
+	*out = se;
+	return 0;
+}
+
+void fs_stop(struct fs *fs)
+{
+	if (!fs->qstarted)
+		return;
+	fs__queue_stop(&fs->qinode);
+	fs__queue_stop(&fs->qentry);
+	fs->qstarted = 0;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_stop(fs);
+	if (atomic_load(&fs->attached))
+		fs__it_destroy(&fs->it);
+	free(fs);
+}

@@ -1,0 +1,56 @@
+/*
+ * fs: the znode tree as a FUSE file system (libfuse 3 low-level API).
+ *
+ * fs/ only translates: every change is a tree transaction submitted through rp.h and answered from
+ * its done callback; reads come from LMDB snapshots (st_rbegin + zt_get/zt_list). The kernel's
+ * caches (entries, attributes, page cache with keep_cache) are kept exact by invalidations that
+ * follow every committed change (rp's on_change), run on fs/'s own threads.
+ *
+ * Use (one daemon):
+ *   fs_new(&cfg, &fs);                      cfg.on_change of the replica: fs_on_change, arg fs
+ *   rp_open_local(&rcfg, &rp);
+ *   fs_attach(fs, rp);
+ *   fs_session_new(fs, &args, &se); fuse_session_mount(se, mnt); ... fuse_session_loop_mt(...);
+ *   fuse_session_unmount(se); rp_close(rp); fs_stop(fs); fuse_session_destroy(se); fs_free(fs);
+ */
+#ifndef QFS_FS_FS_H
+#define QFS_FS_FS_H
+
+#include <sys/types.h>
+
+#include "consensus/rp.h"
+#include "store/zt.h"
+
+struct fs;
+struct fuse_args;
+struct fuse_session;
+
+struct fs_config {
+	double cache_timeout; /* seconds the kernel may cache entries and attributes; exact anyway,
+				 because every committed change invalidates what it touched */
+	const char *mountpoint; /* absolute; identifies our descriptors in /proc/PID/fdinfo */
+	uid_t uid;		/* owner shown for every file (the mount's owner) */
+	gid_t gid;
+};
+
+/* Create the FUSE layer and start its invalidation threads. out: freed with fs_free().
+ * -ENOMEM, or a pthread error. */
+int fs_new(const struct fs_config *cfg, struct fs **out);
+
+/* The replica's change callback (rp_change_cb); ARG is the struct fs. Apply thread; never blocks on
+ * the kernel (hands invalidations to fs/'s threads). */
+void fs_on_change(void *arg, const struct zt_change *ch);
+
+/* Use RP (opened with fs_on_change) from now on; reads the root. 0, -ENOMEM, -EIO. */
+int fs_attach(struct fs *fs, struct rp *rp);
+
+/* A FUSE session (libfuse options from ARGS: -o fsname=..., allow_other, -d) whose requests FS
+ * serves. The caller mounts, runs and destroys it. 0 or -EINVAL (bad options, logged). */
+int fs_session_new(struct fs *fs, struct fuse_args *args, struct fuse_session **out);
+
+/* After the session loop ended and the replica was closed (so that every reply was handed over):
+ * run the remaining queued replies and invalidations, then stop fs/'s threads. */
+void fs_stop(struct fs *fs);
+void fs_free(struct fs *fs);
+
+#endif
