@@ -42,7 +42,7 @@ struct rp_config {
 	unsigned st_flags;     /* ST_F_* */
 	rp_change_cb on_change; /* may be NULL */
 	void *change_arg;
-	uint32_t max_batch;    /* transactions per commit at most; 0: default */
+	uint32_t max_batch;    /* transactions per commit at most; 0: default (4096) */
 };
 
 /*
@@ -55,7 +55,9 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * Submit one tree transaction (nops > 1: all-or-nothing multi). The ops (paths, data) are copied
  * before return. On success CB runs exactly once, later, on the apply thread. On failure (return
  * -EINVAL for ops that can never be valid, e.g. data over ZT_MAX_DATA -> -EFBIG, -ENOMEM,
- * -ESHUTDOWN) CB never runs.
+ * -ESHUTDOWN) CB never runs. -EINVAL covers: nops 0 or over 65536, bad op type, NULL path (or path2
+ * of a rename), data NULL with len > 0, a path of ZT_PATH_MAX bytes or more. A path that is merely
+ * malformed is not refused here: it commits with res[i].err = ZT_EBADARGS, as in ZooKeeper.
  * Thread-safe: any thread.
  */
 int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb, void *arg);
@@ -64,10 +66,12 @@ int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb 
 struct st_env *rp_env(struct rp *rp);
 
 /* This node's state as "key=value\n" lines: at least id=, role=, leader=, applied= (zxid, 0x hex).
+ * rp_local adds commits= (successful LMDB commits) and txns= (transactions they carried).
  * Writes at most CAP bytes including the NUL; returns the length it needed (like snprintf). */
 int rp_status(struct rp *rp, char *buf, size_t cap);
 
-/* Stop: transactions not yet committed complete with -ESHUTDOWN; waits for the storage thread. */
+/* Stop: transactions not yet committed complete with -ESHUTDOWN; waits for the storage thread.
+ * Not from inside a callback of this replica (it would wait for itself). */
 void rp_close(struct rp *rp);
 
 #endif

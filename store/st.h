@@ -30,7 +30,8 @@ struct st_wtxn; /* the one write transaction */
 int st_open(const char *dir, unsigned flags, struct st_env **out);
 void st_close(struct st_env *env);
 
-/* Begin a read snapshot. Pointers read through it stay valid until st_rend(). -ENOMEM, -EIO. */
+/* Begin a read snapshot. Pointers read through it stay valid until st_rend(). -ENOMEM, -EIO,
+ * -EAGAIN (over 1000 snapshots open at once). Cheap: ended snapshots are kept and renewed. */
 int st_rbegin(struct st_env *env, struct st_rtxn **out);
 void st_rend(struct st_rtxn *r);
 
@@ -38,6 +39,7 @@ void st_rend(struct st_rtxn *r);
  * Write transactions. st_wcommit makes everything written durable (fsync, unless ST_F_NOSYNC) and
  * visible to read snapshots begun afterwards; it frees W whatever it returns.
  * Errors of st_wcommit: -ENOSPC (disk or map full; nothing of W is kept), -EROFS, -EIO.
+ * st_wbegin: -EBUSY when a write transaction is already live, -ENOMEM, -EIO.
  */
 int st_wbegin(struct st_env *env, struct st_wtxn **out);
 int st_wcommit(struct st_wtxn *w);

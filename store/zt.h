@@ -9,6 +9,13 @@
  * Paths are absolute, '/'-separated, no trailing '/' except the root "/". A name (path component) is
  * rejected with -EINVAL when it is empty, "." or "..", longer than ZT_NAME_MAX bytes, or contains a
  * control character (0x00-0x1f, 0x7f); "/zookeeper" is reserved at the root (creating it: -EINVAL).
+ * Names must also be valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF), and,
+ * as ZooKeeper's PathUtils, must not contain U+0080-U+009F, U+E000-U+F8FF or U+FFF0-U+FFFF.
+ * Characters above U+FFFF are accepted (ZooKeeper refuses them only through Java's UTF-16).
+ *
+ * Storage (zt.c): each node is one LMDB record keyed by (parent's internal id, name), so a lookup
+ * costs one B-tree search per path component and the children of a node are contiguous, in
+ * bytewise name order.
  */
 #ifndef QFS_STORE_ZT_H
 #define QFS_STORE_ZT_H
@@ -66,12 +73,18 @@ enum zt_op_type {
 	ZT_OP_RENAME = 5, /* path -> path2. path2 missing: created with path's data and kind (new czxid);
 	                     path2 a leaf: its data becomes path's (version + 1, keeps its czxid);
 	                     then path is deleted. path with children: ZT_EXDEV; path2 with children:
-	                     ZT_EISDIR; path == path2: no change. */
+	                     ZT_EISDIR; path == path2: no change. version is ignored. Also: "/" on
+	                     either side, path2 inside path or path2 "/zookeeper": ZT_EBADARGS; path2's
+	                     parent missing: ZT_ENONODE, ephemeral: ZT_EEPHEMERAL. A created path2
+	                     keeps path's ephemeral owner. Changes: those of the equivalent create (or
+	                     set) of path2 followed by the delete of path. */
 };
 
 #define ZT_CREATE_DIR        0x1u /* node created as a directory */
-#define ZT_CREATE_EPHEMERAL  0x2u
-#define ZT_CREATE_SEQUENTIAL 0x4u /* name gets the parent's cversion as %010d appended */
+#define ZT_CREATE_EPHEMERAL  0x2u /* owner must be non-zero (else ZT_EBADARGS); owner is ignored
+                                     for persistent nodes (ephemeral_owner stays 0) */
+#define ZT_CREATE_SEQUENTIAL 0x4u /* name gets the parent's cversion as %010d appended; the path may
+                                     then end in '/' (the name is the number alone) */
 
 struct zt_op {
 	enum zt_op_type type;
@@ -98,12 +111,16 @@ struct zt_txn {
 
 /* Outcome of one op of an applied transaction. */
 struct zt_result {
-	int err;             /* 0, or the op's ZT_E* error; in a failed multi, ops after the first failing
-	                        one get -ECANCELED (ZooKeeper's RuntimeInconsistency) */
-	struct zt_stat stat; /* node's stat after the op (create, set, rename target) */
+	int err;             /* 0, or the op's ZT_E* error. In a failed multi, the first failing op has its
+	                        error and EVERY other op -ECANCELED: the ones after it (ZooKeeper's
+	                        RuntimeInconsistency) and also the ones before it, which were rolled
+	                        back (ZooKeeper reports those as OK; we do not, so that 0 always means
+	                        "applied"). The transaction failed iff some err is not 0. */
+	struct zt_stat stat; /* node's stat after the op (create, set, rename target; check: the node's
+	                        stat); zeros for delete and for failed ops */
 	char *path;          /* create: the created path (with sequence suffix), malloc'd; else NULL */
 };
-void zt_results_free(struct zt_result *res, uint32_t n);
+void zt_results_free(struct zt_result *res, uint32_t n); /* frees the paths, not RES itself */
 
 /* Kinds of change, ZooKeeper's watch event types. */
 enum zt_change_type {
@@ -130,13 +147,18 @@ int zt_path_validate(const char *path);
  * on_change: called for each change the transaction made (none if it failed), in order; may be NULL.
  *   The changes are not yet durable then: callers queue them and act after st_wcommit succeeds.
  * Returns 0 when the transaction was applied or deterministically rejected (see res[i].err);
- * a negative errno (-ENOMEM, -ENOSPC, -EIO) when storage failed: W must then be aborted.
- * The zxids of successive calls must increase; the store records the last one (zt_last_zxid).
+ * a negative errno (-ENOMEM, -ENOSPC, -EIO) when storage failed: W must then be aborted (res then
+ * holds nothing to free).
+ * The zxids of successive calls must increase; the store records the last one (zt_last_zxid), also
+ * for a rejected transaction (it consumed its zxid, as in ZooKeeper). -EINVAL (nothing done) when
+ * txn->zxid is not above the last one or txn->nops is 0.
+ * Thread: the write transaction's thread. A multi (nops > 1) runs in a nested LMDB transaction.
  */
 int zt_apply(struct st_wtxn *w, const struct zt_txn *txn, struct zt_result *res,
              zt_change_cb on_change, void *arg);
 
-/* Reads. out->data is valid until R ends. -ENOENT, -EINVAL (bad path). */
+/* Reads. out->data is valid until R ends. -ENOENT, -EINVAL (bad path), -EIO.
+ * Any thread, concurrently with the writer and other readers (no lock is taken). */
 int zt_get(struct st_rtxn *r, const char *path, struct zt_node *out);
 
 /* Children of PATH in name order; CB returns non-zero to stop (zt_list then returns 0).
@@ -152,6 +174,11 @@ uint64_t zt_last_zxid(struct st_rtxn *r);
  * encoding with lengths checked on decode. zt_ops_encode: *buf malloc'd, caller frees.
  * zt_ops_decode: *ops malloc'd (free()), pointing into BUF, which must outlive them; -EINVAL on
  * malformed or truncated input.
+ * Format version 1 (little-endian): "QZT" 0x01, u32 nops (>= 1), then per op: u8 type, u32 flags,
+ * i32 version, i64 owner, u32 length + path with its NUL, u32 length + path2 with its NUL (0 when
+ * not a rename), u32 length + data (at most ZT_MAX_DATA). Nothing may follow the last op.
+ * Errors: -EINVAL (encode: nops 0, bad type, missing path/path2, data NULL with len, over-long path
+ * or data), -ENOMEM.
  */
 int zt_ops_encode(const struct zt_op *ops, uint32_t nops, void **buf, size_t *len);
 int zt_ops_decode(const void *buf, size_t len, struct zt_op **ops, uint32_t *nops);
