@@ -239,6 +239,11 @@ int st_open(const char *dir, unsigned flags, struct st_env **out)
 	rc = st__err(mdb_env_open(env->mdb, dir, mflags, 0644));
 	if (rc)
 		goto err;
+	int dead;
+	/* We hold DIR's lock: reader slots left by a crashed process only pin old pages. */
+	rc = st__err(mdb_reader_check(env->mdb, &dead));
+	if (rc)
+		goto err;
 	rc = st__init_dbs(env);
 	if (rc)
 		goto err;
@@ -363,6 +368,13 @@ int st_wcommit(struct st_wtxn *w)
 		rc = -EIO; /* the contract: -ENOSPC, -EROFS, -EIO */
 	__atomic_add_fetch(rc ? &env->n_commit_fail : &env->n_commits, 1, __ATOMIC_RELAXED);
 	return rc;
+}
+
+int st__dbi_open(struct st_wtxn *w, const char *name, unsigned flags, MDB_dbi *out)
+{
+	if (!name || strcmp(name, "tree") == 0 || strcmp(name, "meta") == 0)
+		return -EINVAL;
+	return st__err(mdb_dbi_open(w->txn, name, flags, out));
 }
 
 void st_wabort(struct st_wtxn *w)

@@ -63,6 +63,14 @@ struct st_env {
 	int fault_err;
 };
 
+/*
+ * Open (MDB_CREATE in FLAGS: create) another named database of the environment, e.g. the acceptor
+ * state or the chosen log of the cluster, inside write transaction W. The handle is usable by every
+ * transaction once W commits (LMDB's rule for mdb_dbi_open); keep it for the life of the env.
+ * At most 14 more databases (maxdbs 16). -EINVAL for "tree"/"meta", -ENOENT, -ENOSPC, -EIO.
+ */
+int st__dbi_open(struct st_wtxn *w, const char *name, unsigned flags, MDB_dbi *out);
+
 /* Map an LMDB return code to 0 or a negative errno (MDB_MAP_FULL -> -ENOSPC, ...). */
 int st__err(int rc);
 

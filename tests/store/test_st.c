@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/st.h"
+#include "store/st_lmdb.h"
 #include "store/st_test.h"
 #include "store/zt.h"
 #include "helpers.h"
@@ -303,4 +304,39 @@ Test(st, restart_with_100k_nodes, .timeout = 240)
 	    "restart_with_100k_nodes: write %.3f s (100 commits), reopen + first lookup %.6f s, "
 	    "list of 100k children %.3f s\n",
 	    secs(&t0, &t1), secs(&t2, &t3), secs(&t4, &t5));
+}
+
+/* Another named database shares the environment and the write transaction (the cluster's
+ * acceptor state and log will live there). */
+Test(st, extra_database_in_same_write_txn)
+{
+	struct st_env *env;
+	struct st_wtxn *w;
+	MDB_dbi dbi;
+	cr_assert_eq(st_open(dir, ST_F_NOSYNC, &env), 0);
+	cr_assert_eq(st_wbegin(env, &w), 0);
+	cr_assert_eq(st__dbi_open(w, "tree", MDB_CREATE, &dbi), -EINVAL);
+	cr_assert_eq(st__dbi_open(w, "log", 0, &dbi), -ENOENT);
+	cr_assert_eq(st__dbi_open(w, "log", MDB_CREATE, &dbi), 0);
+	MDB_val k = {3, "one"}, v = {5, "value"};
+	cr_assert_eq(mdb_put(w->txn, dbi, &k, &v, 0), 0);
+	struct zt_op op = {.type = ZT_OP_CREATE, .path = "/x"};
+	struct zt_result res;
+	struct zt_txn t = {.zxid = 1, .time_ms = 1, .nops = 1, .ops = &op};
+	cr_assert_eq(zt_apply(w, &t, &res, NULL, NULL), 0);
+	cr_assert_eq(st_wcommit(w), 0);
+	st_close(env);
+
+	cr_assert_eq(st_open(dir, ST_F_NOSYNC, &env), 0);
+	cr_assert_eq(st_wbegin(env, &w), 0);
+	cr_assert_eq(st__dbi_open(w, "log", 0, &dbi), 0);
+	cr_assert_eq(st_wcommit(w), 0);
+	struct st_rtxn *r;
+	cr_assert_eq(st_rbegin(env, &r), 0);
+	cr_assert_eq(mdb_get(r->txn, dbi, &k, &v), 0);
+	cr_assert_eq(v.mv_size, 5);
+	cr_assert(memcmp(v.mv_data, "value", 5) == 0);
+	cr_assert(exists(env, "/x"));
+	st_rend(r);
+	st_close(env);
 }
