@@ -624,7 +624,7 @@ static void fs__w_next(struct fs__fh *fh)
 			fh->wait_tail = NULL;
 		w->err = fs__w_start(w, w->data);
 		if (w->err != 0)
-			fs__queue_push(&w->fs->qinode, &w->job);
+			fs__wreq_reply(&w->job);
 	}
 }
 
@@ -651,9 +651,9 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	fs__w_next(fh);
 	free_fh = fh->released && !fh->busy && !fh->wait_head;
 	pthread_mutex_unlock(&fh->lock);
-	/* Replied on qinode, after the invalidations of this commit (queued by on_change before
-	 * this callback): when write() returns, every reader on the mount sees the new data. */
-	fs__queue_push(&w->fs->qinode, &w->job);
+	/* Replied right here, never behind an invalidation: the kernel holds the written page
+	 * locked until this reply, and invalidating it would wait for that lock. */
+	fs__wreq_reply(&w->job);
 	if (free_fh)
 		fs__fh_free(fh);
 }
@@ -812,7 +812,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 		} else if (c->op == FS__N_CREATE) {
 			c->fh->in = in;
 			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
-			c->fi.direct_io = 1;
+			c->fi.direct_io = 0;
 			c->fi.keep_cache = 0;
 			c->fi.noflush = !c->fh->trunc_pending;
 			if (fuse_reply_create(c->req, &e, &c->fi) != 0)
@@ -840,7 +840,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 			pthread_mutex_unlock(&fs->it.lock);
 		}
 		c->err = err;
-		fs__queue_push(&fs->qinode, &c->job);
+		fs__rename_reply(&c->job);
 		return;
 	}
 }
@@ -1156,7 +1156,7 @@ static void fs__trunc_done(void *arg, int status, uint64_t zxid, const struct zt
 	}
 	if (t->err == 0)
 		t->stat = res[0].stat;
-	fs__queue_push(&t->fs->qinode, &t->job);
+	fs__trunc_reply(&t->job);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -1400,13 +1400,14 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rv = fs__read(fs, &p, &r, &n);
 	if (rv != 0)
 		goto err;
+	/* Keep the kernel's pages when they are of this very version (they are also dropped
+	 * after every change). */
+	pthread_mutex_lock(&fs->it.lock);
+	fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
+	p.in->open_mzxid = n.stat.mzxid;
+	pthread_mutex_unlock(&fs->it.lock);
 	if (acc == O_RDONLY) {
-		/* Read-only: no handle; reads come from the tree. Keep the kernel's pages when
-		 * they are of this very version (they are also dropped on every change). */
-		pthread_mutex_lock(&fs->it.lock);
-		fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
-		p.in->open_mzxid = n.stat.mzxid;
-		pthread_mutex_unlock(&fs->it.lock);
+		/* Read-only: no handle; reads come from the tree (or the page cache). */
 		st_rend(r);
 		fi->fh = 0;
 		fi->noflush = 1;
@@ -1437,10 +1438,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	st_rend(r);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	/* Writes bypass the page cache: each reaches us whole and is answered only once
-	 * committed; the pages other readers keep are dropped before the answer. */
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
+	/* Writes go through the page cache (write-through: no writeback cache, each write(2) is
+	 * sent at once and answered once committed). Not direct_io: the kernel splits a direct
+	 * write whose user buffer spans more than max_pages (256) pages, so a 1 MiB - 1 write
+	 * from an unaligned buffer would arrive as two requests (two versions); through the
+	 * page cache it is split by file offset only, and a write at offset 0 of up to 1 MiB is
+	 * one request. */
+	fi->direct_io = 0;
 	fi->noflush = !fh->trunc_pending;
 	if (fuse_reply_open(req, fi) != 0)
 		fs__fh_free(fh);
