@@ -85,6 +85,13 @@ int st__fault_put(struct st_env *env)
 }
 
 #ifdef QFS_TEST_HOOKS
+static size_t st__test_mapsize;
+
+void st_test_mapsize(size_t bytes)
+{
+	__atomic_store_n(&st__test_mapsize, bytes, __ATOMIC_RELAXED);
+}
+
 int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err)
 {
 	if (kind == ST_FAULT_NONE) {
@@ -224,7 +231,13 @@ int st_open(const char *dir, unsigned flags, struct st_env **out)
 	rc = st__err(mdb_env_create(&env->mdb));
 	if (rc)
 		goto err;
-	rc = st__err(mdb_env_set_mapsize(env->mdb, ST__MAPSIZE));
+	size_t mapsize = ST__MAPSIZE;
+#ifdef QFS_TEST_HOOKS
+	size_t test_map = __atomic_load_n(&st__test_mapsize, __ATOMIC_RELAXED);
+	if (test_map)
+		mapsize = test_map;
+#endif
+	rc = st__err(mdb_env_set_mapsize(env->mdb, mapsize));
 	if (rc)
 		goto err;
 	rc = st__err(mdb_env_set_maxdbs(env->mdb, ST__MAXDBS));

@@ -26,6 +26,10 @@ enum st_fault {
  * or from the writer thread. Returns 0, or -EINVAL for a bad kind, countdown < 1 or err >= 0.
  */
 int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err);
+
+/* Map size of environments opened from now on (0: the normal 64 GiB), to make LMDB's map fill up
+ * for real (MDB_MAP_FULL -> -ENOSPC). A size smaller than an existing file's is raised by LMDB. */
+void st_test_mapsize(size_t bytes);
 #endif
 
 #endif

@@ -506,6 +506,52 @@ static void failed_commit_case(int err, enum st_fault kind)
 	rp_close(rp);
 }
 
+/* A real MDB_MAP_FULL (a 1 MiB map): the transaction that does not fit fails with -ENOSPC, what was
+ * committed before stays, and once there is room again (here: a larger map) the service goes on. */
+Test(rp, map_full_is_enospc_and_recoverable)
+{
+	enum { SZ = 64 * 1024 };
+	char *data = malloc(SZ);
+	memset(data, 'm', SZ);
+	st_test_mapsize(1 << 20);
+	struct rp *rp = open_rp(ST_F_NOSYNC, NULL, 0);
+	st_test_mapsize(0);
+	struct outcome o;
+	int i;
+	char p[16];
+	for (i = 0; i < 64; i++) {
+		snprintf(p, sizeof p, "/f%d", i);
+		o = run(rp,
+			(struct zt_op){.type = ZT_OP_CREATE, .path = p, .data = data, .len = SZ});
+		if (o.status)
+			break;
+		cr_assert_eq(o.err[0], 0);
+	}
+	cr_assert_eq(o.status, -ENOSPC, "status %d after %d nodes", o.status, i);
+	cr_assert_gt(i, 2);
+	cr_assert_eq(status_field(rp, "applied"), (uint64_t)i);
+	rp_close(rp);
+
+	rp = open_rp(ST_F_NOSYNC, NULL, 0);
+	cr_assert_eq(status_field(rp, "applied"), (uint64_t)i);
+	for (int k = 0; k < i; k++) {
+		struct st_rtxn *r;
+		struct zt_node n;
+		snprintf(p, sizeof p, "/f%d", k);
+		cr_assert_eq(st_rbegin(rp_env(rp), &r), 0);
+		cr_assert_eq(zt_get(r, p, &n), 0);
+		cr_assert_eq(n.stat.data_length, SZ);
+		cr_assert(memcmp(n.data, data, SZ) == 0);
+		st_rend(r);
+	}
+	snprintf(p, sizeof p, "/f%d", i);
+	o = run(rp, (struct zt_op){.type = ZT_OP_CREATE, .path = p, .data = data, .len = SZ});
+	cr_assert_eq(o.status, 0);
+	cr_assert_eq(o.zxid, (uint64_t)i + 1);
+	rp_close(rp);
+	free(data);
+}
+
 Test(rp, failed_commit_eio)
 {
 	failed_commit_case(-EIO, ST_FAULT_COMMIT);
