@@ -365,8 +365,8 @@ static int zt__ev(struct zt__ctx *c, enum zt_change_type type, const char *path,
 /* Record a child created (D=+1) or deleted (D=-1) in the parent under KEY. */
 static int zt__parent_bump(struct zt__ctx *c, const struct zt__key *key, int d)
 {
-	struct zt__hdr h;
-	const void *data;
+	struct zt__hdr h = {0};
+	const void *data = NULL;
 	int rc = zt__get_key(c->txn, c->env->tree, key, &h, &data);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
