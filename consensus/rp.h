@@ -56,7 +56,8 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * before return. On success CB runs exactly once, later, on the apply thread. On failure (return
  * -EINVAL for ops that can never be valid, e.g. data over ZT_MAX_DATA -> -EFBIG, -ENOMEM,
  * -ESHUTDOWN) CB never runs. -EINVAL covers: nops 0 or over 65536, bad op type, NULL path (or path2
- * of a rename), data NULL with len > 0, a path of ZT_PATH_MAX bytes or more. A path that is merely
+ * of a rename), data NULL with len > 0, a path of ZT_PATH_MAX bytes or more. -EFBIG also when
+ * the ops of one transaction carry more than 16 MiB in all. A path that is merely
  * malformed is not refused here: it commits with res[i].err = ZT_EBADARGS, as in ZooKeeper.
  * Thread-safe: any thread.
  */

@@ -19,6 +19,7 @@
 #define RP__DEFAULT_BATCH 4096
 #define RP__MAX_OPS	  65536		     /* ops per transaction */
 #define RP__BATCH_BYTES	  ((size_t)64 << 20) /* payload per commit, bounds LMDB's dirty pages */
+#define RP__TXN_BYTES	  ((size_t)16 << 20) /* data of one transaction (all its ops) */
 
 /* One submitted transaction: the copied ops, their strings and data, and room for the results, all
  * in one allocation. */
@@ -248,6 +249,8 @@ static int rp__local_submit(struct rp *rp, const struct zt_op *ops, uint32_t nop
 		size += sizeof(struct zt_op) + sizeof(struct zt_result) + pl + 1 +
 			(op->type == ZT_OP_RENAME ? p2l + 1 : 0) + op->len;
 	}
+	if (size > RP__TXN_BYTES)
+		return -EFBIG;
 	it = malloc(size);
 	if (!it)
 		return -ENOMEM;

@@ -224,6 +224,12 @@ Test(rp, submit_refuses_impossible_ops)
 	op.data = big;
 	op.len = ZT_MAX_DATA + 1;
 	cr_assert_eq(rp_submit(rp, &op, 1, done_cb, &o), -EFBIG);
+	/* 17 ops of 1 MiB each: each is fine, the transaction is too big */
+	struct zt_op many[17];
+	op.len = ZT_MAX_DATA;
+	for (int i = 0; i < 17; i++)
+		many[i] = op;
+	cr_assert_eq(rp_submit(rp, many, 17, done_cb, &o), -EFBIG);
 	free(big);
 	cr_assert_eq(o.done, 0, "a refused submission never calls back");
 	cr_assert_eq(status_field(rp, "applied"), 0);
