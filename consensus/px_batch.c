@@ -1,0 +1,270 @@
+/*
+ * px_batch: batch values and the de-duplication filter (see px_batch.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consensus/px_batch.h"
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int px_batch_iter_init(struct px_batch_iter *it, const uint8_t *value, uint32_t len)
+{
+	it->p = value;
+	it->end = value + len;
+	it->left = 0;
+	if (len == 0)
+		return 0;
+	if (len < PX_BATCH_HDR)
+		return -EINVAL;
+	it->left = rd32(value);
+	it->p += PX_BATCH_HDR;
+	if ((uint64_t)it->left * PX_BATCH_SUB > (uint64_t)(len - PX_BATCH_HDR))
+		return -EINVAL;
+	return 0;
+}
+
+int px_batch_next(struct px_batch_iter *it, struct px_sub *sub)
+{
+	if (it->left == 0)
+		return it->p == it->end ? 0 : -EINVAL;
+	if ((size_t)(it->end - it->p) < PX_BATCH_SUB)
+		return -EINVAL;
+	sub->client = rd64(it->p);
+	sub->seq = rd64(it->p + 8);
+	sub->len = rd32(it->p + 16);
+	it->p += PX_BATCH_SUB;
+	if ((size_t)(it->end - it->p) < sub->len)
+		return -EINVAL;
+	sub->data = it->p;
+	it->p += sub->len;
+	it->left--;
+	return 1;
+}
+
+void px_filter_free(struct px_filter *f)
+{
+	free(f->keys);
+	free(f->seqs);
+	free(f->bits);
+	free(f->used);
+	memset(f, 0, sizeof(*f));
+}
+
+static uint32_t hash64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return (uint32_t)k;
+}
+
+static uint32_t find(const struct px_filter *f, uint64_t client)
+{
+	uint32_t i = hash64(client) & (f->cap - 1);
+	while (f->used[i] && f->keys[i] != client)
+		i = (i + 1) & (f->cap - 1);
+	return i;
+}
+
+static int rehash(struct px_filter *f, uint32_t cap)
+{
+	struct px_filter n = {0};
+	n.cap = cap;
+	n.keys = malloc(sizeof(uint64_t) * cap);
+	n.seqs = malloc(sizeof(uint64_t) * cap);
+	n.bits = malloc(sizeof(uint64_t) * cap);
+	n.used = calloc(cap, 1);
+	if (!n.keys || !n.seqs || !n.bits || !n.used) {
+		px_filter_free(&n);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < f->cap; i++) {
+		uint32_t j;
+		if (!f->used[i])
+			continue;
+		j = find(&n, f->keys[i]);
+		n.used[j] = 1;
+		n.keys[j] = f->keys[i];
+		n.seqs[j] = f->seqs[i];
+		n.bits[j] = f->bits[i];
+		n.count++;
+	}
+	px_filter_free(f);
+	*f = n;
+	return 0;
+}
+
+uint64_t px_filter_last(const struct px_filter *f, uint64_t client)
+{
+	uint32_t i;
+	if (!f->cap)
+		return 0;
+	i = find(f, client);
+	return f->used[i] ? f->seqs[i] : 0;
+}
+
+int px_filter_admit(struct px_filter *f, uint64_t client, uint64_t seq)
+{
+	uint32_t i;
+	int rv;
+
+	if (seq == 0)
+		return 0;
+	if ((f->count + 1) * 2 > f->cap) {
+		rv = rehash(f, f->cap ? f->cap * 2 : 16);
+		if (rv)
+			return rv;
+	}
+	i = find(f, client);
+	if (f->used[i]) {
+		uint64_t last = f->seqs[i], d;
+		if (seq > last) {
+			d = seq - last; /* shift the window: last becomes bit d - 1 */
+			f->bits[i] = d > PX_FILTER_WINDOW ? 0
+				     : d == PX_FILTER_WINDOW
+					 ? 1ull << 63
+					 : (f->bits[i] << d) | (1ull << (d - 1));
+			f->seqs[i] = seq;
+			return 1;
+		}
+		d = last - seq; /* seq == last - d */
+		if (d == 0 || d > PX_FILTER_WINDOW || (f->bits[i] >> (d - 1)) & 1)
+			return 0;
+		f->bits[i] |= 1ull << (d - 1);
+		return 1;
+	}
+	f->used[i] = 1;
+	f->keys[i] = client;
+	f->seqs[i] = seq;
+	f->bits[i] = 0;
+	f->count++;
+	return 1;
+}
+
+int px_filter_seen(const struct px_filter *f, uint64_t client, uint64_t seq)
+{
+	uint32_t i;
+	uint64_t d;
+	if (!f->cap)
+		return 0;
+	i = find(f, client);
+	if (!f->used[i] || seq > f->seqs[i])
+		return 0;
+	d = f->seqs[i] - seq;
+	if (d == 0)
+		return 1;
+	if (d > PX_FILTER_WINDOW)
+		return -1;
+	return (int)((f->bits[i] >> (d - 1)) & 1);
+}
+
+int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (!src->cap)
+		return 0;
+	dst->keys = malloc(sizeof(uint64_t) * src->cap);
+	dst->seqs = malloc(sizeof(uint64_t) * src->cap);
+	dst->bits = malloc(sizeof(uint64_t) * src->cap);
+	dst->used = malloc(src->cap);
+	if (!dst->keys || !dst->seqs || !dst->bits || !dst->used) {
+		px_filter_free(dst);
+		return -ENOMEM;
+	}
+	memcpy(dst->keys, src->keys, sizeof(uint64_t) * src->cap);
+	memcpy(dst->seqs, src->seqs, sizeof(uint64_t) * src->cap);
+	memcpy(dst->bits, src->bits, sizeof(uint64_t) * src->cap);
+	memcpy(dst->used, src->used, src->cap);
+	dst->cap = src->cap;
+	dst->count = src->count;
+	return 0;
+}
+
+size_t px_filter_size(const struct px_filter *f)
+{
+	return 4 + (size_t)f->count * 24;
+}
+
+static int cmp_u64_pair(const void *a, const void *b)
+{
+	uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0]; /* client ids */
+	return x < y ? -1 : x > y;
+}
+
+int px_filter_encode(const struct px_filter *f, uint8_t *buf, size_t cap)
+{
+	uint64_t *pairs;
+	uint32_t n = 0;
+
+	if (cap < px_filter_size(f))
+		return -ENOBUFS;
+	pairs = malloc(sizeof(uint64_t) * 3 * (f->count ? f->count : 1));
+	if (!pairs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < f->cap; i++) {
+		if (!f->used[i])
+			continue;
+		pairs[3 * n] = f->keys[i];
+		pairs[3 * n + 1] = f->seqs[i];
+		pairs[3 * n + 2] = f->bits[i];
+		n++;
+	}
+	qsort(pairs, n, sizeof(uint64_t) * 3, cmp_u64_pair);
+	buf[0] = (uint8_t)n;
+	buf[1] = (uint8_t)(n >> 8);
+	buf[2] = (uint8_t)(n >> 16);
+	buf[3] = (uint8_t)(n >> 24);
+	for (uint32_t i = 0; i < n; i++) {
+		wr64(buf + 4 + 24 * (size_t)i, pairs[3 * i]);
+		wr64(buf + 12 + 24 * (size_t)i, pairs[3 * i + 1]);
+		wr64(buf + 20 + 24 * (size_t)i, pairs[3 * i + 2]);
+	}
+	free(pairs);
+	return 0;
+}
+
+int px_filter_decode(struct px_filter *dst, const uint8_t *buf, size_t len)
+{
+	uint32_t n;
+	int rv;
+
+	memset(dst, 0, sizeof(*dst));
+	if (len < 4)
+		return -EINVAL;
+	n = rd32(buf);
+	if ((len - 4) / 24 != n || (len - 4) % 24)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t c = rd64(buf + 4 + 24 * (size_t)i), s = rd64(buf + 12 + 24 * (size_t)i);
+		uint64_t b = rd64(buf + 20 + 24 * (size_t)i);
+		uint32_t j;
+		if (s == 0 || px_filter_last(dst, c) != 0) {
+			px_filter_free(dst);
+			return -EINVAL;
+		}
+		rv = px_filter_admit(dst, c, s);
+		if (rv < 0) {
+			px_filter_free(dst);
+			return rv;
+		}
+		j = find(dst, c);
+		dst->bits[j] = s > PX_FILTER_WINDOW ? b : b & ((1ull << (s - 1)) - 1);
+	}
+	return 0;
+}

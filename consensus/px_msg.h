@@ -1,0 +1,116 @@
+/*
+ * px_msg: the messages of the Multi-Paxos core and their stable binary encoding.
+ *
+ * Wire format, version 1, all integers little-endian:
+ *   header (56 bytes): magic u32 "QPXM" (0x4d585051), version u8 (1), type u8, from u8, to u8,
+ *                      ballot u64, commit u64, slot u64, aux u64, nent u32, nsub u32, body_len u32
+ *   nent entries:      slot u64, ballot u64, flags u32, len u32, len bytes
+ *   nsub submissions:  client u64, seq u64, len u32, len bytes
+ *   trailer:           crc32c u32 of every byte before it
+ * body_len counts the bytes of entries and submissions. A decoder of version 1 rejects any other
+ * version; a future version bumps it.
+ *
+ * Field use per type (unused fields are 0):
+ *   PREPARE      ballot, commit, slot = first slot asked for
+ *   PROMISE      ballot = the ballot promised, commit, slot = sender's first held slot, entries:
+ *                accepted (or chosen, flag PX_ENT_CHOSEN) values of slots > commit and >= asked
+ * slot ACCEPT       ballot, commit, slot = lstart (first slot proposed fresh in this ballot),
+ * entries (an ACCEPT without entries is a heartbeat) ACCEPTED     ballot, commit, entries: slot
+ * only (len 0) for each slot accepted REJECT       ballot = the higher ballot the sender promised,
+ * commit, aux = ballot rejected CATCHUP_REQ  slot = first slot wanted, commit CATCHUP      commit,
+ * slot = sender's first held slot, entries: chosen values SUBMIT       subs: submissions forwarded
+ * to the leader HELLO        (learner asks for the promised ballot) HELLO_REPLY  ballot = promised,
+ * commit
+ */
+#ifndef QFS_CONSENSUS_PX_MSG_H
+#define QFS_CONSENSUS_PX_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PX_MSG_MAGIC	0x4d585051u
+#define PX_MSG_VERSION	1u
+#define PX_MSG_HDR	56u
+#define PX_MSG_ENT_HDR	24u
+#define PX_MSG_SUB_HDR	20u
+#define PX_MSG_MAX_NODE 9u
+
+enum px_msg_type {
+	PX_MSG_PREPARE = 1,
+	PX_MSG_PROMISE,
+	PX_MSG_ACCEPT,
+	PX_MSG_ACCEPTED,
+	PX_MSG_REJECT,
+	PX_MSG_CATCHUP_REQ,
+	PX_MSG_CATCHUP,
+	PX_MSG_SUBMIT,
+	PX_MSG_HELLO,
+	PX_MSG_HELLO_REPLY,
+	PX_MSG_TYPE_MAX = PX_MSG_HELLO_REPLY,
+};
+
+enum { PX_ENT_CHOSEN = 1u << 0 };
+
+/* One log slot's value. data may be NULL when len is 0. */
+struct px_entry {
+	uint64_t slot;
+	uint64_t ballot;
+	uint32_t flags;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/* One client submission: opaque bytes identified by (client, seq). */
+struct px_sub {
+	uint64_t client;
+	uint64_t seq;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+struct px_msg {
+	uint8_t type;
+	uint8_t from;
+	uint8_t to;
+	uint64_t ballot;
+	uint64_t commit;
+	uint64_t slot;
+	uint64_t aux;
+	uint32_t nent;
+	uint32_t nsub;
+	const struct px_entry *ent;
+	const struct px_sub *sub;
+};
+
+/* CRC32C (Castagnoli) of BUF, continuing from CRC (start with 0). Pure. */
+uint32_t px_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Bytes px_msg_encode needs for MSG. */
+size_t px_msg_size(const struct px_msg *msg);
+
+/*
+ * Encode MSG into BUF[0..cap). Returns the length written (> 0), -ENOBUFS when cap is too small,
+ * -EINVAL for a message no decoder would accept (unknown type, node id >= PX_MSG_MAX_NODE, a value
+ * over UINT32_MAX bytes).
+ */
+long px_msg_encode(const struct px_msg *msg, uint8_t *buf, size_t cap);
+
+/* Growable scratch for decoded entries; zero-initialise, release with px_msg_scratch_free. */
+struct px_msg_scratch {
+	struct px_entry *ent;
+	struct px_sub *sub;
+	uint32_t ent_cap;
+	uint32_t sub_cap;
+};
+void px_msg_scratch_free(struct px_msg_scratch *s);
+
+/*
+ * Decode BUF[0..len) into *MSG. Entry and submission data point into BUF; the arrays live in
+ * SCRATCH. Both must outlive the use of *MSG. Never reads outside BUF.
+ * Errors: -EBADMSG (checksum mismatch, bad magic), -EINVAL (truncated, trailing bytes, unknown
+ * version or type, node id out of range, counts that do not fit), -ENOMEM (scratch).
+ */
+int px_msg_decode(const uint8_t *buf, size_t len, struct px_msg *msg,
+		  struct px_msg_scratch *scratch);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * px_sim: runs randomised simulated-cluster scenarios (sim.h).
+ *
+ *   px_sim [--nodes N] [--scenarios K] [--seed S] [--bug NAME --budget B]
+ *
+ * Without --bug: runs K scenarios with seeds S, S+1, ... and fails on the first violation, printing
+ * the seed and the command that replays it (PX_SIM_TRACE=1 adds a trace). PX_SIM_SEED=S runs only
+ * seed S. With --bug NAME (accept-below-promise, forget-promise, skip-repropose; test builds only):
+ * switches that deliberate protocol bug on and succeeds only if the simulator reports a violation
+ * within B scenarios, printing how many it took.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "consensus/px.h"
+#include "tests/consensus/sim.h"
+
+static unsigned bug_of(const char *name)
+{
+#ifdef QFS_TEST_HOOKS
+	if (!strcmp(name, "accept-below-promise"))
+		return PX_BUG_ACCEPT_BELOW_PROMISE;
+	if (!strcmp(name, "forget-promise"))
+		return PX_BUG_FORGET_PROMISE;
+	if (!strcmp(name, "skip-repropose"))
+		return PX_BUG_SKIP_REPROPOSE;
+#endif
+	(void)name;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t n = 3, count = 1000;
+	uint64_t seed = 1, budget = 0;
+	const char *bug = NULL, *env = getenv("PX_SIM_SEED");
+	struct sim_stats tot = {0};
+	clock_t c0 = clock();
+	char why[512];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+			n = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--scenarios") && i + 1 < argc)
+			count = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+			seed = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--bug") && i + 1 < argc)
+			bug = argv[++i];
+		else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
+			budget = strtoull(argv[++i], NULL, 0);
+		else {
+			fprintf(stderr,
+				"usage: %s [--nodes N] [--scenarios K] [--seed S] "
+				"[--bug NAME --budget B]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (env && *env) {
+		seed = strtoull(env, NULL, 0);
+		count = 1;
+	}
+	if (bug) {
+		unsigned b = bug_of(bug);
+		if (!b) {
+			fprintf(stderr, "px_sim: unknown bug %s (or not a QFS_TEST_HOOKS build)\n",
+				bug);
+			return 2;
+		}
+#ifdef QFS_TEST_HOOKS
+		px_debug_bugs = b;
+#endif
+		if (!budget)
+			budget = count;
+		for (uint64_t k = 0; k < budget; k++) {
+			if (sim_scenario(n, seed + k, why, sizeof(why), NULL)) {
+				printf("px_sim: bug %s detected by scenario %llu of %llu (n=%u "
+				       "seed=%llu, "
+				       "%.2fs): %s\n",
+				       bug, (unsigned long long)k + 1, (unsigned long long)budget,
+				       n, (unsigned long long)(seed + k),
+				       (double)(clock() - c0) / CLOCKS_PER_SEC, why);
+				return 0;
+			}
+		}
+		printf("px_sim: bug %s NOT detected in %llu scenarios (n=%u): the checker is too "
+		       "weak\n",
+		       bug, (unsigned long long)budget, n);
+		return 1;
+	}
+	for (uint32_t k = 0; k < count; k++) {
+		struct sim_stats st;
+		if (sim_scenario(n, seed + k, why, sizeof(why), &st)) {
+			printf("px_sim: FAILED: n=%u seed=%llu: %s\n", n,
+			       (unsigned long long)(seed + k), why);
+			printf(
+			    "px_sim: replay with: PX_SIM_SEED=%llu PX_SIM_TRACE=1 %s --nodes %u\n",
+			    (unsigned long long)(seed + k), argv[0], n);
+			return 1;
+		}
+		tot.events += st.events;
+		tot.msgs += st.msgs;
+		tot.dropped += st.dropped;
+		tot.applied_ops += st.applied_ops;
+		tot.acked += st.acked;
+		tot.stale += st.stale;
+		tot.unknown += st.unknown;
+		tot.failed += st.failed;
+		tot.snapshots += st.snapshots;
+		tot.installs += st.installs;
+		tot.elections += st.elections;
+		tot.learners_graduated += st.learners_graduated;
+	}
+	printf("px_sim: %u scenarios of %u nodes passed (seeds %llu..%llu) in %.2fs CPU: %llu "
+	       "events, %llu messages (%llu dropped), %llu ops applied, %llu acked, %llu stale, "
+	       "%llu unknown, %llu failed, %llu elections, %llu snapshots, %llu installs, %llu "
+	       "empty-disk nodes rejoined\n",
+	       count, n, (unsigned long long)seed, (unsigned long long)(seed + count - 1),
+	       (double)(clock() - c0) / CLOCKS_PER_SEC, (unsigned long long)tot.events,
+	       (unsigned long long)tot.msgs, (unsigned long long)tot.dropped,
+	       (unsigned long long)tot.applied_ops, (unsigned long long)tot.acked,
+	       (unsigned long long)tot.stale, (unsigned long long)tot.unknown,
+	       (unsigned long long)tot.failed, (unsigned long long)tot.elections,
+	       (unsigned long long)tot.snapshots, (unsigned long long)tot.installs,
+	       (unsigned long long)tot.learners_graduated);
+	return 0;
+}
