@@ -474,6 +474,7 @@ struct fs__fh {
 	size_t len;	   /* protected by lock */
 	int trunc_pending; /* protected by lock: O_TRUNC and no write or truncate came yet */
 	int busy;	   /* protected by lock: a commit of this descriptor is in flight */
+	int err;	   /* protected by lock: a commit failed in storage; later ones fail too */
 	int released;	   /* protected by lock: the kernel released it; last commit frees */
 	struct fs__wreq *wait_head; /* protected by lock: writes waiting for the one in flight */
 	struct fs__wreq *wait_tail; /* protected by lock */
@@ -569,6 +570,11 @@ static int fs__w_start(struct fs__wreq *w, const char *data)
 	/* Any write or truncate settles O_TRUNC: it folds the truncation into itself, and if it
 	 * fails the close must not then commit an empty value that was never written. */
 	fh->trunc_pending = 0;
+	/* After a storage failure the descriptor's content no longer matches what the program
+	 * believes it wrote (the failed bytes are missing): refuse further writes on it, as
+	 * bash's stdio would otherwise commit the rest of a failed echo. */
+	if (fh->err != 0)
+		return fh->err;
 	if (w->type == FS__W_WRITE) {
 		size_t pos = fh->append ? base : (size_t)w->off;
 
@@ -639,6 +645,8 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	if (w->err == 0)
 		w->stat = res[0].stat;
 	pthread_mutex_lock(&fh->lock);
+	if (status < 0)
+		fh->err = w->err;
 	if (w->err == 0) {
 		free(fh->buf);
 		fh->buf = w->newbuf;
