@@ -742,3 +742,83 @@ Test(rp, closed_loop_clients_share_commits)
 	cr_assert_lt(commits, txns);
 	rp_close(rp);
 }
+
+struct rw {
+	struct rp *rp;
+	int id;
+	volatile int *stop;
+	long reads;
+	int done;
+};
+
+static int count_children(void *arg, const char *name, const struct zt_node *c)
+{
+	++*(int *)arg;
+	cr_assert_eq(c->stat.data_length, 4);
+	cr_assert(memcmp(c->data, name, 4) == 0, "data of %s", name);
+	return 0;
+}
+
+static void *reader_main(void *p)
+{
+	struct rw *a = p;
+	while (!*a->stop) {
+		struct st_rtxn *r;
+		struct zt_node n;
+		int count = 0;
+		cr_assert_eq(st_rbegin(rp_env(a->rp), &r), 0);
+		cr_assert_eq(zt_get(r, "/d", &n), 0);
+		cr_assert_eq(zt_list(r, "/d", count_children, &count), 0);
+		cr_assert_eq(count, n.stat.num_children, "a snapshot is consistent");
+		st_rend(r);
+		a->reads++;
+	}
+	return NULL;
+}
+
+static void *writer_main(void *p)
+{
+	struct rw *a = p;
+	for (int i = 0; i < 300; i++) {
+		char path[32], name[8];
+		snprintf(name, sizeof name, "%c%03d", 'a' + a->id, i % 50);
+		snprintf(path, sizeof path, "/d/%s", name);
+		struct zt_op op = {.type = ZT_OP_CREATE, .path = path, .data = name, .len = 4};
+		struct outcome o = run(a->rp, op);
+		if (o.err[0] == ZT_ENODEEXISTS) {
+			op = (struct zt_op){.type = ZT_OP_DELETE, .version = -1, .path = path};
+			o = run(a->rp, op);
+		}
+		cr_assert_eq(o.err[0], 0);
+	}
+	return NULL;
+}
+
+/* Readers on their own threads see consistent snapshots while the storage thread writes. */
+Test(rp, readers_during_writes)
+{
+	struct rp *rp = open_rp(ST_F_NOSYNC, NULL, 0);
+	volatile int stop = 0;
+	run(rp, (struct zt_op){.type = ZT_OP_CREATE, .flags = ZT_CREATE_DIR, .path = "/d"});
+	pthread_t rt[4], wt[4];
+	struct rw ra[4], wa[4];
+	for (int i = 0; i < 4; i++) {
+		ra[i] = (struct rw){.rp = rp, .id = i, .stop = &stop};
+		wa[i] = (struct rw){.rp = rp, .id = i, .stop = &stop};
+		cr_assert_eq(pthread_create(&rt[i], NULL, reader_main, &ra[i]), 0);
+		cr_assert_eq(pthread_create(&wt[i], NULL, writer_main, &wa[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(wt[i], NULL);
+	stop = 1;
+	long reads = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(rt[i], NULL);
+		reads += ra[i].reads;
+	}
+	cr_log_info("%ld consistent snapshots read during 1200 writes", reads);
+	struct zt_node n;
+	cr_assert(node_exists(rp, "/d", &n));
+	cr_assert_eq(n.stat.cversion, 1200);
+	rp_close(rp);
+}
