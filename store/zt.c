@@ -2,7 +2,9 @@
  * zt: the znode tree in LMDB (see zt.h).
  *
  * Layout of the "tree" database. Every node has a 64-bit id, unique for the life of the store
- * (never reused; the root is 1). A node is stored under the key
+ * (never reused; the root is 1). Ids are internal and local: they come from a counter that a
+ * failed commit may skip, so two replicas may number the same tree differently. A node is stored
+ * under the key
  *
  *     be64(parent id) || name            (the root: be64(0), empty name)
  *
