@@ -1722,7 +1722,21 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					      : &de->stat,
 					  &e);
 			} else {
-				e.attr.st_ino = 0;
+				/* readdir(3) skips entries with inode 0: use the node's inode when
+				 * the kernel has one, else a number from its czxid (top bit set, so
+				 * it never collides with an inode number we hand out). */
+				if (fs__path_join(child, sizeof(child), d->path, name) == 0) {
+					struct fs__inode *cin;
+
+					pthread_mutex_lock(&fs->it.lock);
+					cin = fs__it_find(&fs->it, child);
+					e.attr.st_ino = cin ? cin->ino : 0;
+					pthread_mutex_unlock(&fs->it.lock);
+				}
+				if (e.attr.st_ino == 0)
+					e.attr.st_ino =
+					    (ino_t)((1ULL << 63) | (uint64_t)de->stat.czxid |
+						    (uint64_t)(i + 1) << 40);
 				e.attr.st_mode = de->kind == FS__K_DIR || de->kind == FS__K_CTL
 						     ? S_IFDIR
 						     : S_IFREG;

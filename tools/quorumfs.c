@@ -365,7 +365,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = 1;
-	fs_info("serving %s at %s", data_dir, mnt);
 
 	if (ready_fd >= 0) {
 		tell_parent(&ready_fd, 0);
@@ -375,6 +374,7 @@ int main(int argc, char **argv)
 			fs_warn("chdir /: %s", strerror(errno));
 	}
 
+	fs_info("serving %s at %s", data_dir, mnt);
 	lcfg = fuse_loop_cfg_create();
 	if (!lcfg) {
 		fs_error("out of memory");

@@ -56,7 +56,11 @@ wait_for() {
 
 is_mounted() { mountpoint -q "$1"; }
 not_mounted() { ! mountpoint -q "$1"; }
-gone() { ! kill -0 "$1" 2>/dev/null; }
+# gone PID: exited (a zombie counts: a detached daemon's parent is init, which may reap late).
+gone() {
+	kill -0 "$1" 2>/dev/null || return 0
+	[[ "$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null)" == Z ]]
+}
 wait_gone() { wait_for "$2" gone "$1"; }
 
 # The PID holding the flock on DATA/LOCK (the daemon, even once detached), from /proc/locks.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The daemon's life cycle: it detaches only once the mount is ready, a second daemon on the same
+# data directory is refused, SIGTERM and fusermount3 -u unmount and exit 0, --help and --version.
+. "$(dirname "$0")/lib.sh"
+qfs_init "$@"
+M=$T/mnt
+D=$T/data
+mkdir -p "$M"
+
+check "--help exits 0 and shows usage" bash -c "'$QFS' --help | grep -q 'usage: quorumfs --data DIR'"
+check "--version" bash -c "'$QFS' --version | grep -Eq '^quorumfs [0-9]+\.[0-9]+'"
+"$QFS" "$M" >/dev/null 2>&1
+eq "missing --data: usage error (exit 2)" "$?" 2
+"$QFS" --data "$D" >/dev/null 2>&1
+eq "missing mount point: usage error (exit 2)" "$?" 2
+
+# detached: the command returns once mounted
+"$QFS" --data "$D" "$M" 2>"$T/err1"
+rc=$?
+eq "detached start exits 0" "$rc" 0
+check "mounted as soon as the command returned" mountpoint -q "$M"
+QFS_MNTS+=("$M")
+DPID=$(lock_holder "$D")
+[[ -n "$DPID" ]] && QFS_PIDS+=("$DPID")
+check "the detached daemon holds the data directory's lock" test -n "$DPID"
+check "the daemon is not a child of the shell that started it" bash -c "[[ \$(awk '{print \$4}' /proc/$DPID/stat) != $$ ]]"
+echo x >"$M/n"
+eq "the detached daemon serves" "$(cat "$M/n")" x
+
+# a second daemon on the same data directory
+mkdir -p "$T/mnt2"
+"$QFS" --data "$D" "$T/mnt2" 2>"$T/err2"
+rc=$?
+check "second daemon on the same data directory: non-zero exit" test "$rc" -ne 0
+check "second daemon: clear message" grep -q "in use by another quorumfs" "$T/err2"
+check "second daemon did not mount" bash -c "! mountpoint -q '$T/mnt2'"
+"$QFS" -f --data "$D" "$T/mnt2" 2>"$T/err3"
+check "second daemon in the foreground refused too" test $? -ne 0
+eq "the first daemon still serves" "$(cat "$M/n")" x
+
+# SIGTERM unmounts and exits
+kill -TERM "$DPID"
+check "SIGTERM: daemon exits" wait_for 10 gone "$DPID"
+check "SIGTERM: unmounted" wait_for 5 not_mounted "$M"
+
+# foreground: exit status 0 after SIGTERM and after fusermount3 -u
+"$QFS" -f --data "$D" "$M" 2>"$T/fg.log" &
+P=$!
+QFS_PIDS+=("$P")
+wait_for 10 is_mounted "$M" || fail "foreground daemon did not mount"
+eq "data kept across daemons" "$(cat "$M/n")" x
+kill -TERM "$P"
+wait "$P"
+eq "foreground daemon: exit 0 on SIGTERM" "$?" 0
+check "unmounted after SIGTERM" not_mounted "$M"
+check "log says why it stopped" grep -q "stopping (Terminated)" "$T/fg.log"
+
+"$QFS" -f --data "$D" "$M" 2>"$T/fg2.log" &
+P=$!
+QFS_PIDS+=("$P")
+wait_for 10 is_mounted "$M" || fail "foreground daemon did not mount"
+fusermount3 -u "$M"
+wait "$P"
+eq "fusermount3 -u: daemon exits 0" "$?" 0
+
+# a detached daemon whose mount fails reports it and exits non-zero
+"$QFS" --data "$T/data3" "$T/does-not-exist" 2>"$T/err4"
+check "bad mount point: non-zero exit" test $? -ne 0
+check "bad mount point: message" grep -q "mount point" "$T/err4"
+finish
