@@ -740,9 +740,11 @@ static void learn_chosen(struct px_node *nd, uint64_t s, uint64_t b, const uint8
 	record_slot(nd, s, sl);
 }
 
+/* Note a peer's commit index (its latest word: it goes down when the peer restarts with an older
+ * commit record). Catch-up asks a peer that knows more than we do. */
 static void want_catchup(struct px_node *nd, uint32_t from, uint64_t their_commit)
 {
-	if (from < nd->cfg.n && their_commit > nd->peer_commit[from])
+	if (from < nd->cfg.n)
 		nd->peer_commit[from] = their_commit;
 }
 

@@ -37,6 +37,10 @@ struct sim_cfg {
 
 struct sim;
 
+/* Only end-to-end checks (no acceptor invariants): used to show a deliberate bug leads to an actual
+ * conflicting choice, divergent replicas or a lost or doubled operation. */
+extern bool sim_end_to_end;
+
 void sim_cfg_default(struct sim_cfg *cfg, uint32_t n);
 
 /* Create a cluster; all nodes boot initialised and connected. Aborts the process on ENOMEM. */
