@@ -37,6 +37,7 @@ struct fs {
 	struct fs__queue qentry;	   /* entry invalidations (take directory locks) */
 	int qstarted;			   /* immutable after fs_new */
 	atomic_int mnt_id;		   /* our mount's id in mountinfo, -1 until known */
+	int stuck; /* fs_stop could not join a thread (only the daemon's exit path reads it) */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -399,7 +400,7 @@ static void fs__inval_entry_run(struct fs__job *job)
 	*slash = '/';
 	known = fs__it_find(&fs->it, iv->path) != NULL;
 	pthread_mutex_unlock(&fs->it.lock);
-	if (se && pino && (known || iv->entry)) {
+	if (se && pino && known) {
 		int rv = fuse_lowlevel_notify_inval_entry(se, pino, name, strlen(name));
 
 		if (rv != 0 && rv != -ENOENT)
@@ -1965,7 +1966,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 		goto err;
 	rv = fs__queue_start(&fs->qentry);
 	if (rv != 0) {
-		fs__queue_stop(&fs->qinode);
+		fs__queue_stop(&fs->qinode, 2000);
 		goto err;
 	}
 	fs->qstarted = 1;
@@ -2014,8 +2015,12 @@ void fs_stop(struct fs *fs)
 {
 	if (!fs->qstarted)
 		return;
-	fs__queue_stop(&fs->qinode);
-	fs__queue_stop(&fs->qentry);
+	if (fs__queue_stop(&fs->qinode, 2000) != 0)
+		fs->stuck = 1;
+	if (fs__queue_stop(&fs->qentry, 2000) != 0)
+		fs->stuck = 1;
+	if (fs->stuck)
+		fs_warn("an invalidation thread is stuck in the kernel; leaving it");
 	fs->qstarted = 0;
 }
 
@@ -2024,6 +2029,8 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_stop(fs);
+	if (fs->stuck)
+		return; /* a stuck thread still refers to FS */
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);
 	free(fs);

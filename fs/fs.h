@@ -11,7 +11,7 @@
  *   rp_open_local(&rcfg, &rp);
  *   fs_attach(fs, rp);
  *   fs_session_new(fs, &args, &se); fuse_session_mount(se, mnt); ... fuse_session_loop_mt(...);
- *   fuse_session_unmount(se); rp_close(rp); fs_stop(fs); fuse_session_destroy(se); fs_free(fs);
+ *   rp_close(rp); fuse_session_unmount(se); fs_stop(fs); fuse_session_destroy(se); fs_free(fs);
  */
 #ifndef QFS_FS_FS_H
 #define QFS_FS_FS_H
@@ -48,8 +48,9 @@ int fs_attach(struct fs *fs, struct rp *rp);
  * serves. The caller mounts, runs and destroys it. 0 or -EINVAL (bad options, logged). */
 int fs_session_new(struct fs *fs, struct fuse_args *args, struct fuse_session **out);
 
-/* After the session loop ended and the replica was closed (so that every reply was handed over):
- * run the remaining queued replies and invalidations, then stop fs/'s threads. */
+/* After the session loop ended, the replica was closed (every reply handed over) and the mount
+ * was unmounted: run the remaining invalidations and stop fs/'s threads. A thread stuck in the
+ * kernel for over 2 s is left behind (then fs_free frees nothing; the process is exiting). */
 void fs_stop(struct fs *fs);
 void fs_free(struct fs *fs);
 

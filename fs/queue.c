@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <time.h>
 
 static void *fs__queue_main(void *arg)
 {
@@ -60,13 +61,30 @@ void fs__queue_push(struct fs__queue *q, struct fs__job *job)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void fs__queue_stop(struct fs__queue *q)
+int fs__queue_stop(struct fs__queue *q, int timeout_ms)
 {
+	struct timespec ts;
+	int rv;
+
 	pthread_mutex_lock(&q->lock);
 	q->stopping = 1;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	rv = pthread_timedjoin_np(q->thread, NULL, &ts);
+	if (rv != 0) {
+		/* Stuck in the kernel (a notification waiting for a lock that a request nobody
+		 * will answer holds): leave it; the process is about to exit. */
+		pthread_detach(q->thread);
+		return -ETIMEDOUT;
+	}
 	pthread_cond_destroy(&q->cond);
 	pthread_mutex_destroy(&q->lock);
+	return 0;
 }

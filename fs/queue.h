@@ -31,7 +31,8 @@ struct fs__queue {
 int fs__queue_start(struct fs__queue *q);
 /* Queue JOB (job->run set by the caller). Any thread. */
 void fs__queue_push(struct fs__queue *q, struct fs__job *job);
-/* Run what is queued, then stop and join the thread. */
-void fs__queue_stop(struct fs__queue *q);
+/* Run what is queued, then stop and join the thread, waiting at most TIMEOUT_MS. -ETIMEDOUT: the
+ * thread is stuck (it was detached; Q must not be freed). */
+int fs__queue_stop(struct fs__queue *q, int timeout_ms);
 
 #endif

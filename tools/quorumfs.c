@@ -395,14 +395,18 @@ int main(int argc, char **argv)
 	status = rv < 0 ? 1 : 0;
 
 out:
+	/* Close the replica first, while the mount can still carry replies: what was committed
+	 * is acknowledged, the rest fails with EIO. Then unmount (which aborts whatever the
+	 * kernel still waits for), and only then stop the invalidation threads, which may wait
+	 * in the kernel for a lock that an unanswered request holds. */
+	if (rp)
+		rp_close(rp);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se)
 		fuse_remove_signal_handlers(se);
-	if (rp)
-		rp_close(rp); /* uncommitted requests complete with an error: replies queued */
 	if (fs)
-		fs_stop(fs); /* sends the last replies */
+		fs_stop(fs);
 	if (se)
 		fuse_session_destroy(se);
 	fs_free(fs);
