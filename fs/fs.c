@@ -33,7 +33,7 @@ struct fs {
 	atomic_int attached;		   /* fs_attach done: on_change may use the table */
 	struct timespec started;	   /* immutable: times of the control files */
 	struct fs__itable it;		   /* has its own lock */
-	struct fs__queue qinode;	   /* inode invalidations, and replies that follow them */
+	struct fs__queue qinode;	   /* inode invalidations (may wait for a page lock) */
 	struct fs__queue qentry;	   /* entry invalidations (take directory locks) */
 	int qstarted;			   /* immutable after fs_new */
 	atomic_int mnt_id;		   /* our mount's id in mountinfo, -1 until known */
@@ -337,10 +337,11 @@ static int fs__still_open(struct fs *fs, pid_t tgid, uint64_t ino)
 struct fs__inval {
 	struct fs__job job;
 	struct fs *fs;
-	int data;  /* the node's data changed (drop pages), else only its attributes */
-	int entry; /* entry job: forget the dentry PATH in its parent */
+	int data; /* the node's data changed (drop pages), else only its attributes */
 	char path[];
 };
+
+static void fs__inval_entry_run(struct fs__job *job);
 
 static void fs__inval_inode_run(struct fs__job *job)
 {
@@ -372,7 +373,7 @@ static void fs__inval_inode_run(struct fs__job *job)
 	if (file_with_children && !fs__is_root(iv->path)) {
 		/* A file node got children: it is a directory now, another inode; make the kernel
 		 * look the name up again. */
-		iv->entry = 1;
+		iv->job.run = fs__inval_entry_run;
 		fs__queue_push(&fs->qentry, &iv->job);
 		return;
 	}
@@ -420,7 +421,6 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 	}
 	iv->fs = fs;
 	iv->data = data;
-	iv->entry = entry;
 	memcpy(iv->path, path, len + 1);
 	if (entry) {
 		iv->job.run = fs__inval_entry_run;
@@ -508,7 +508,6 @@ enum fs__wtype {
 };
 
 struct fs__wreq {
-	struct fs__job job; /* the reply, run on qinode after the invalidations of its commit */
 	struct fs__wreq *next;
 	struct fs *fs;
 	struct fs__fh *fh;
@@ -525,10 +524,9 @@ struct fs__wreq {
 	enum fs__kind kind;
 };
 
-static void fs__wreq_reply(struct fs__job *job)
+/* Answer the request of W (exactly one reply) and free W. */
+static void fs__wreq_reply(struct fs__wreq *w)
 {
-	struct fs__wreq *w = (struct fs__wreq *)job;
-
 	if (w->type == FS__W_RELEASE) {
 		if (w->err != 0)
 			fs_warn("commit of a truncation at the last close failed: %s",
@@ -631,7 +629,7 @@ static void fs__w_next(struct fs__fh *fh)
 			fh->wait_tail = NULL;
 		w->err = fs__w_start(w, w->data);
 		if (w->err != 0)
-			fs__wreq_reply(&w->job);
+			fs__wreq_reply(w);
 	}
 }
 
@@ -662,7 +660,7 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	pthread_mutex_unlock(&fh->lock);
 	/* Replied right here, never behind an invalidation: the kernel holds the written page
 	 * locked until this reply, and invalidating it would wait for that lock. */
-	fs__wreq_reply(&w->job);
+	fs__wreq_reply(w);
 	if (free_fh)
 		fs__fh_free(fh);
 }
@@ -679,7 +677,6 @@ static void fs__w_submit(fuse_req_t req, struct fs__fh *fh, enum fs__wtype type,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	w->job.run = fs__wreq_reply;
 	w->fs = fs;
 	w->fh = fh;
 	w->ino = fh->in->ino;
@@ -724,7 +721,6 @@ enum fs__nop {
 };
 
 struct fs__nctx {
-	struct fs__job job; /* rename: the reply, after the invalidations of its commit */
 	struct fs *fs;
 	fuse_req_t req;
 	enum fs__nop op;
@@ -735,10 +731,8 @@ struct fs__nctx {
 	char path2[FS__PATH_CAP];
 };
 
-static void fs__rename_reply(struct fs__job *job)
+static void fs__rename_reply(struct fs__nctx *c)
 {
-	struct fs__nctx *c = (struct fs__nctx *)job;
-
 	fuse_reply_err(c->req, -c->err);
 	free(c);
 }
@@ -849,7 +843,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 			pthread_mutex_unlock(&fs->it.lock);
 		}
 		c->err = err;
-		fs__rename_reply(&c->job);
+		fs__rename_reply(c);
 		return;
 	}
 }
@@ -869,7 +863,6 @@ static struct fs__nctx *fs__nctx_new(fuse_req_t req, enum fs__nop op)
 		c->fs = fs__of(req);
 		c->req = req;
 		c->op = op;
-		c->job.run = fs__rename_reply;
 	}
 	return c;
 }
@@ -1086,7 +1079,6 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* truncate(2) by path: read, resize, set if the version is still the one read (retried). */
 struct fs__tctx {
-	struct fs__job job;
 	struct fs *fs;
 	fuse_req_t req;
 	fuse_ino_t ino;
@@ -1098,10 +1090,8 @@ struct fs__tctx {
 	char *newbuf;
 };
 
-static void fs__trunc_reply(struct fs__job *job)
+static void fs__trunc_reply(struct fs__tctx *t)
 {
-	struct fs__tctx *t = (struct fs__tctx *)job;
-
 	if (t->err != 0) {
 		fuse_reply_err(t->req, -t->err);
 	} else {
@@ -1165,7 +1155,7 @@ static void fs__trunc_done(void *arg, int status, uint64_t zxid, const struct zt
 	}
 	if (t->err == 0)
 		t->stat = res[0].stat;
-	fs__trunc_reply(&t->job);
+	fs__trunc_reply(t);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -1204,7 +1194,6 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			rv = -ENOMEM;
 			goto err;
 		}
-		t->job.run = fs__trunc_reply;
 		t->fs = fs;
 		t->req = req;
 		t->ino = ino;
