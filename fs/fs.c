@@ -350,7 +350,7 @@ static void fs__inval_inode_run(struct fs__job *job)
 	struct fuse_session *se = atomic_load(&fs->se);
 	char dpath[FS__PATH_CAP];
 	uint64_t inos[2];
-	int n = 0, file_with_children = 0;
+	int n = 0, kind = 0;
 	struct fs__inode *in;
 
 	snprintf(dpath, sizeof(dpath), "%s/" FS__DATA_NAME, fs__is_root(iv->path) ? "" : iv->path);
@@ -358,7 +358,7 @@ static void fs__inval_inode_run(struct fs__job *job)
 	in = fs__it_find(&fs->it, iv->path);
 	if (in && in->nlookup > 0) {
 		inos[n++] = in->ino;
-		file_with_children = !iv->data && in->kind == FS__K_FILE;
+		kind = in->kind;
 	}
 	in = fs__it_find(&fs->it, dpath);
 	if (in && in->nlookup > 0)
@@ -370,12 +370,24 @@ static void fs__inval_inode_run(struct fs__job *job)
 		if (rv != 0 && rv != -ENOENT)
 			fs_debug("inval inode %" PRIu64 ": %s", inos[i], strerror(-rv));
 	}
-	if (file_with_children && !fs__is_root(iv->path)) {
-		/* A file node got children: it is a directory now, another inode; make the kernel
-		 * look the name up again. */
-		iv->job.run = fs__inval_entry_run;
-		fs__queue_push(&fs->qentry, &iv->job);
-		return;
+	if (!iv->data && kind && !fs__is_root(iv->path)) {
+		/* Its children changed: a node created as a file that got its first child is a
+		 * directory now, and one that lost its last child a file again. The kernel cannot
+		 * change an inode's type: another inode, so make it look the name up again. */
+		struct st_rtxn *r;
+		struct zt_node node;
+		int changed = 0;
+
+		if (st_rbegin(fs->env, &r) == 0) {
+			changed = zt_get(r, iv->path, &node) == 0 &&
+				  (int)fs__node_kind(iv->path, &node) != kind;
+			st_rend(r);
+		}
+		if (changed) {
+			iv->job.run = fs__inval_entry_run;
+			fs__queue_push(&fs->qentry, &iv->job);
+			return;
+		}
 	}
 	free(iv);
 }

@@ -124,6 +124,19 @@ s=$("$QFSCTL" stat "$M/a")
 check "quorumctl stat: zkCli lines" grep -q "^dataVersion = $((v0 + 1))$" <<<"$s"
 check "quorumctl stat: cZxid" grep -Eq '^cZxid = 0x[0-9a-f]+$' <<<"$s"
 
+# --- a node created as a file that has children (as a ZooKeeper client may make) is a directory
+stop_pid "$PID" "$M" || fail "stop"
+"$3" "$T/data" fileparent || fail "qfs_mktree fileparent"
+start_fg "$T/data" "$M" || exit 1
+check "file node with a child is shown as a directory" test -d "$M/fp"
+eq "its data through .data" "$(cat "$M/fp/.data")" "parent data"
+eq "its child is listed" "$(ls "$M/fp")" "child"
+rm "$M/fp/child"
+is_file() { [[ "$(stat -c %F "$1" 2>/dev/null)" == "regular file" ]]; }
+# (the kernel learns the new kind through an asynchronous entry invalidation)
+check "without children, a node created as a file is a file again" wait_for 5 is_file "$M/fp"
+eq "... with its data" "$(cat "$M/fp" 2>/dev/null)" "parent data"
+
 # --- survives a restart with the same content
 stop_pid "$PID" "$M" || fail "stop"
 start_fg "$T/data" "$M" || exit 1

@@ -2,6 +2,8 @@
  * qfs_mktree DIR DIRS PER_DIR: add /bulk with DIRS directory nodes of PER_DIR file nodes each to
  * the store in DIR, directly through store/ (tests only: building 100,000 nodes through a mount
  * would time the mount, not the restart). Batches many tree transactions per LMDB commit.
+ * qfs_mktree DIR fileparent: add /fp, a node created as a file (as a ZooKeeper client would) with
+ * data "parent data" and a child /fp/child: the mount must show it as a directory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +45,35 @@ int main(int argc, char **argv)
 	char path[128], data[32];
 	int rv, inbatch = 0;
 
+	if (argc == 3 && strcmp(argv[2], "fileparent") == 0) {
+		struct zt_op a = {.type = ZT_OP_CREATE,
+				  .version = -1,
+				  .path = "/fp",
+				  .data = "parent data",
+				  .len = 11};
+		struct zt_op b = {.type = ZT_OP_CREATE, .version = -1, .path = "/fp/child"};
+
+		rv = st_open(argv[1], 0, &env);
+		if (rv != 0)
+			return 1;
+		rv = st_rbegin(env, &r);
+		if (rv == 0) {
+			zxid = zt_last_zxid(r);
+			st_rend(r);
+			rv = st_wbegin(env, &w);
+		}
+		if (rv == 0) {
+			rv = apply_one(w, ++zxid, &a);
+			if (rv == 0)
+				rv = apply_one(w, ++zxid, &b);
+			if (rv == 0)
+				rv = st_wcommit(w);
+			else
+				st_wabort(w);
+		}
+		st_close(env);
+		return rv == 0 ? 0 : 1;
+	}
 	if (argc != 4) {
 		fprintf(stderr, "usage: qfs_mktree DIR DIRS PER_DIR\n");
 		return 2;
