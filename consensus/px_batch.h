@@ -7,8 +7,8 @@
  *
  * struct px_filter is the apply rule of px.h: per client it keeps the highest applied seq L and
  * which of the PX_FILTER_WINDOW seqs below L were applied. Submission (client, seq) is applied iff
- * seq > L, or seq > L - PX_FILTER_WINDOW and it was not applied yet; anything else is skipped (a
- * duplicate, or too old to tell). It belongs to the replicated state: the host keeps one per
+ * seq > L, or L - PX_FILTER_WINDOW <= seq < L and it was not applied yet; anything else is skipped
+ * (a duplicate, or too old to tell). It belongs to the replicated state: the host keeps one per
  * replica, feeds it every submission of every chosen slot in order, and stores it in its snapshots
  * (px_filter_encode / px_filter_decode).
  */

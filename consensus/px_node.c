@@ -965,13 +965,26 @@ static void check_phase1(struct px_node *nd)
 		become_leader(nd);
 }
 
+/* The leader heard from a majority (itself included) within the last election timeout. */
+static bool has_quorum(const struct px_node *nd)
+{
+	int alive = 1;
+	for (uint32_t i = 0; i < nd->cfg.n; i++)
+		if (i != nd->cfg.id && nd->peer_heard[i] + nd->cfg.election > nd->now)
+			alive++;
+	return alive >= (int)nd->quorum;
+}
+
 static void on_prepare(struct px_node *nd, const struct px_msg *m)
 {
 	if (nd->role == PX_LEARNER)
 		return;
-	/* leader stickiness: while a live leader is heard, ignore others' candidacies */
+	/* leader stickiness: while a live leader is heard (or, for the leader, while a majority
+	 * answers it), ignore others' candidacies; ignoring a message is always safe */
 	if (nd->role == PX_FOLLOWER && nd->leader != NONE && nd->leader != m->from &&
 	    nd->now < nd->heard_leader + nd->cfg.election && m->ballot > nd->promised)
+		return;
+	if (nd->role == PX_LEADER && m->ballot > nd->promised && has_quorum(nd))
 		return;
 	see_ballot(nd, m->ballot);
 	if (m->ballot > nd->promised) {
@@ -1520,16 +1533,11 @@ static void timers(struct px_node *nd)
 			start_election(nd);
 		break;
 	case PX_LEADER:
-		if (now >= nd->heartbeat_at && now >= nd->leader_since + nd->cfg.election) {
+		if (now >= nd->heartbeat_at && now >= nd->leader_since + nd->cfg.election &&
+		    !has_quorum(nd)) {
 			/* check-quorum: step down when a majority has not answered lately */
-			int alive = 1;
-			for (uint32_t i = 0; i < nd->cfg.n; i++)
-				if (i != nd->cfg.id && nd->peer_heard[i] + nd->cfg.election > now)
-					alive++;
-			if (alive < (int)nd->quorum) {
-				become_follower(nd);
-				break;
-			}
+			become_follower(nd);
+			break;
 		}
 		if (now >= nd->heartbeat_at)
 			heartbeat(nd);

@@ -621,6 +621,8 @@ static void handle(struct sim *s, uint32_t i, const struct px_update *u)
 		const struct px_out *o = &u->msgs[k];
 		size_t need = px_msg_size(&o->msg);
 		long len;
+		if (o->msg.type == PX_MSG_REJECT)
+			s->st.rejects_sent++;
 		if (need > s->ebufcap) {
 			s->ebufcap = need * 2;
 			s->ebuf = xrealloc(s->ebuf, s->ebufcap);
@@ -701,8 +703,23 @@ static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 		violation(s, "node %u: px_step returned %d", i, rv);
 		return;
 	}
+	if (before == PX_LEARNER && px_role(nd->px) == PX_LEARNER)
+		for (uint32_t k = 0; k < u.nmsgs; k++)
+			if (u.msgs[k].msg.type == PX_MSG_PROMISE ||
+			    u.msgs[k].msg.type == PX_MSG_ACCEPTED ||
+			    u.msgs[k].msg.type == PX_MSG_REJECT)
+				violation(s, "node %u votes (message type %u) while a learner", i,
+					  u.msgs[k].msg.type);
 	if (px_role(nd->px) == PX_CANDIDATE && before != PX_CANDIDATE)
 		s->st.elections++;
+	{
+		uint64_t cand = 0;
+		for (uint32_t k = 0; k < s->cfg.n; k++)
+			if (s->nodes[k].up && px_role(s->nodes[k].px) == PX_CANDIDATE)
+				cand++;
+		if (cand > s->st.max_candidates)
+			s->st.max_candidates = cand;
+	}
 	if (before == PX_LEARNER && px_role(nd->px) != PX_LEARNER)
 		s->st.learners_graduated++;
 	if (px_role(nd->px) != before)
@@ -757,6 +774,7 @@ static void on_persist(struct sim *s, const struct event *e)
 	nd->npw -= k;
 	if (nd->crash_after_persist) {
 		nd->crash_after_persist = false;
+		s->st.crashes_after_persist++;
 		trace(s, "node %u: crash right after persisting seq %llu", e->to,
 		      (unsigned long long)e->seq);
 		sim_crash(s, e->to);
@@ -793,6 +811,8 @@ static void on_msg(struct sim *s, const struct event *e)
 	}
 	ev.msg = &m;
 	ev.rand = rnd(s);
+	if (m.type == PX_MSG_REJECT)
+		s->st.rejects++;
 	if (m.type == PX_MSG_ACCEPT && s->trace)
 		trace(s, "%u->%u ACCEPT b=%llx c=%llu n=%u", m.from, m.to,
 		      (unsigned long long)m.ballot, (unsigned long long)m.commit, m.nent);
@@ -1116,8 +1136,12 @@ bool sim_up(const struct sim *s, uint32_t i)
 
 void sim_submit(struct sim *s, uint32_t i, uint32_t nops)
 {
+	sim_submit_client(s, i, (uint32_t)(rnd(s) % CLIENTS), nops);
+}
+
+void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
+{
 	struct node *nd = &s->nodes[i];
-	uint32_t c = (uint32_t)(rnd(s) % CLIENTS);
 	uint64_t client = (uint64_t)i * CLIENTS + c + 1;
 	struct px_sub subs[16];
 	uint8_t data[16][24];
@@ -1163,6 +1187,28 @@ uint32_t sim_leader(const struct sim *s)
 			best = i;
 		}
 	return best;
+}
+
+enum px_role sim_role(const struct sim *s, uint32_t i)
+{
+	return s->nodes[i].up ? px_role(s->nodes[i].px) : (enum px_role) - 1;
+}
+
+uint64_t sim_next_seq(const struct sim *s, uint32_t node, uint32_t c)
+{
+	return s->nodes[node].next_seq[c] + 1;
+}
+
+uint32_t sim_op_state(struct sim *s, uint32_t node, uint32_t c, uint64_t seq)
+{
+	struct op *op = op_at(s, (uint64_t)node * CLIENTS + c + 1, seq);
+	return op ? op->state : 0;
+}
+
+uint64_t sim_op_slot(struct sim *s, uint32_t node, uint32_t c, uint64_t seq)
+{
+	struct op *op = op_at(s, (uint64_t)node * CLIENTS + c + 1, seq);
+	return op ? op->applied_slot : 0;
 }
 
 uint64_t sim_applied(const struct sim *s, uint32_t i)

@@ -65,19 +65,34 @@ void sim_restart(struct sim *s, uint32_t node, bool wipe); /* wipe: empty disk *
 void sim_crash_after_persist(struct sim *s, uint32_t node);
 bool sim_up(const struct sim *s, uint32_t node);
 
-/* Client operations: N new operations from a client of NODE, submitted now. */
-void sim_submit(struct sim *s, uint32_t node, uint32_t nops);
+/* Client operations: N new operations from a client of NODE, submitted now. Each node has
+ * SIM_CLIENTS clients; client C of NODE submits seqs 1, 2, ... in order. */
+#define SIM_CLIENTS 2
+void sim_submit(struct sim *s, uint32_t node, uint32_t nops); /* a random client */
+void sim_submit_client(struct sim *s, uint32_t node, uint32_t c, uint32_t nops);
+enum {
+	SIM_OP_NONE = 0,
+	SIM_OP_SUBMITTED,
+	SIM_OP_ACKED,
+	SIM_OP_STALE,
+	SIM_OP_FAILED,
+	SIM_OP_UNKNOWN
+};
+uint32_t sim_op_state(struct sim *s, uint32_t node, uint32_t c, uint64_t seq);
+uint64_t sim_next_seq(const struct sim *s, uint32_t node, uint32_t c); /* of the next submission */
+uint64_t sim_op_slot(struct sim *s, uint32_t node, uint32_t c, uint64_t seq); /* 0: not applied */
 
 /* Introspection. */
 struct px_node *sim_px(struct sim *s, uint32_t node);
 uint32_t sim_leader(const struct sim *s); /* a node that is up and leader, else UINT32_MAX */
 uint64_t sim_applied(const struct sim *s, uint32_t node);
+enum px_role sim_role(const struct sim *s, uint32_t node); /* (enum px_role)-1 when down */
 
 struct sim_stats {
 	uint64_t events, msgs, dropped, applied_ops, acked, failed, stale, unknown, snapshots;
 	uint64_t installs, elections, max_slot;
-	uint64_t accepts_rejected; /* ACCEPTs answered by REJECT */
 	uint64_t learners_graduated;
+	uint64_t rejects, rejects_sent, crashes_after_persist, max_candidates;
 };
 void sim_stats(const struct sim *s, struct sim_stats *st);
 
