@@ -924,6 +924,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* One write(2) of up to 1 MiB must reach us as ONE request: libfuse sizes its buffer
 	 * for 256 pages and asks the kernel for max_pages = max_write / page size. */
 	conn->max_write = ZT_MAX_DATA + 1;
+	/* Reads too: a whole node in one READ (one snapshot) when the reader asks for it. */
+	if (conn->max_readahead < ZT_MAX_DATA + 1)
+		conn->max_readahead = ZT_MAX_DATA + 1;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	else
