@@ -655,6 +655,8 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	w->err = fs__outcome(status, res, nres);
 	if (w->err == 0)
 		w->stat = res[0].stat;
+	if (status < 0)
+		fs_warn("commit of a write failed: %s", strerror(-w->err));
 	pthread_mutex_lock(&fh->lock);
 	if (status < 0)
 		fh->err = w->err;
@@ -801,6 +803,8 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	struct fs__inode *in = NULL;
 	int err = fs__outcome(status, res, nres);
 
+	if (status < 0)
+		fs_warn("commit of a change of %s failed: %s", c->path, strerror(-err));
 	switch (c->op) {
 	case FS__N_CREATE:
 	case FS__N_MKNOD:

@@ -89,8 +89,9 @@ static int cmd_set(const char *path, const char *data)
 		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
 		return 1;
 	}
-	/* A page-aligned buffer: the kernel hands a direct write of up to 256 pages to the file
-	 * system as one request, so any value up to 1 MiB - 1 becomes exactly one version. */
+	/* One write(2) at offset 0 after O_TRUNC: the kernel passes it to quorumfs as one request
+	 * (up to 1 MiB), so the value becomes exactly one version. The buffer is page-aligned so
+	 * that this holds even where the kernel would split by user pages (O_DIRECT-like paths). */
 	if (posix_memalign((void **)&buf, 4096, MAX_DATA + 1) != 0) {
 		fprintf(stderr, "quorumctl: out of memory\n");
 		return 1;
