@@ -42,10 +42,13 @@ struct rec {
 	uint8_t have;
 };
 
+#define PEND_INLINE 32
+
 struct pend {
 	uint64_t client, seq;
 	uint64_t deadline;
-	uint8_t *data;
+	uint8_t *data; /* NULL when the bytes fit in inl */
+	uint8_t inl[PEND_INLINE];
 	uint32_t len;
 	uint32_t prev, next; /* insertion-order list */
 	uint8_t queued;	     /* in the leader's batch queue (or forwarded) since the last reset */
@@ -363,6 +366,11 @@ static uint32_t hkey(uint64_t c, uint64_t s)
 	return (uint32_t)k;
 }
 
+static const uint8_t *pend_bytes(const struct pend *p)
+{
+	return p->data ? p->data : p->inl;
+}
+
 static uint32_t pend_find(const struct px_node *nd, uint64_t c, uint64_t s, uint32_t *hpos)
 {
 	uint32_t i;
@@ -441,7 +449,8 @@ static void pend_remove(struct px_node *nd, uint32_t idx, uint32_t hpos)
 		nd->pool[p->next].prev = p->prev;
 	else
 		nd->ptail = p->prev;
-	defer_free(nd, p->data);
+	if (p->data)
+		defer_free(nd, p->data);
 	p->data = NULL;
 	p->next = nd->pool_free;
 	nd->pool_free = idx;
@@ -947,7 +956,7 @@ static void become_leader(struct px_node *nd)
 	q_clear(nd);
 	for (uint32_t i = nd->phead; i != NONE; i = nd->pool[i].next) {
 		struct pend *p = &nd->pool[i];
-		if (q_push(nd, p->client, p->seq, p->data, p->len)) {
+		if (q_push(nd, p->client, p->seq, pend_bytes(p), p->len)) {
 			note(nd, -ENOMEM);
 			break;
 		}
@@ -1329,7 +1338,7 @@ static void forward_pending(struct px_node *nd, bool all)
 			continue;
 		p->queued = 1;
 		buf[k++] = (struct px_sub){
-		    .client = p->client, .seq = p->seq, .len = p->len, .data = p->data};
+		    .client = p->client, .seq = p->seq, .len = p->len, .data = pend_bytes(p)};
 		if (k == 64) {
 			struct px_msg m = {.type = PX_MSG_SUBMIT, .to = (uint8_t)nd->leader};
 			emit(nd, m, NULL, 0, buf, k, 0);
@@ -1370,7 +1379,13 @@ static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t ns
 		p->client = s->client;
 		p->seq = s->seq;
 		p->len = s->len;
-		p->data = dup_bytes(s->data, s->len, &err);
+		p->data = NULL;
+		if (s->len <= PEND_INLINE) {
+			if (s->len)
+				memcpy(p->inl, s->data, s->len);
+		} else {
+			p->data = dup_bytes(s->data, s->len, &err);
+		}
 		p->deadline =
 		    nd->cfg.submit_timeout ? nd->now + nd->cfg.submit_timeout : UINT64_MAX;
 		p->queued = 0;
@@ -1389,7 +1404,7 @@ static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t ns
 			continue;
 		}
 		if (nd->role == PX_LEADER) {
-			if (q_push(nd, p->client, p->seq, p->data, p->len))
+			if (q_push(nd, p->client, p->seq, pend_bytes(p), p->len))
 				note(nd, -ENOMEM);
 			else
 				p->queued = 1;
@@ -1595,20 +1610,18 @@ static void deliver(struct px_node *nd)
 			break;
 		}
 		nd->applied = s;
-		if (nd->queued.n) {
-			struct px_batch_iter it;
-			struct px_sub sub;
-			if (!px_batch_iter_init(&it, sl->val, sl->len))
-				while (px_batch_next(&it, &sub) == 1)
-					kset_del(&nd->queued, sub.client, sub.seq);
-		}
-		if (nd->npend) {
+		if (nd->queued.n || nd->npend) {
 			struct px_batch_iter it;
 			struct px_sub sub;
 			if (px_batch_iter_init(&it, sl->val, sl->len))
 				continue;
 			while (px_batch_next(&it, &sub) == 1) {
-				uint32_t h, idx = pend_find(nd, sub.client, sub.seq, &h);
+				uint32_t h, idx;
+				if (nd->queued.n)
+					kset_del(&nd->queued, sub.client, sub.seq);
+				if (!nd->npend)
+					continue;
+				idx = pend_find(nd, sub.client, sub.seq, &h);
 				if (idx == NONE)
 					continue;
 				ack(nd, sub.client, sub.seq, s, PX_ACK_CHOSEN);

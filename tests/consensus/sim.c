@@ -1136,7 +1136,20 @@ bool sim_up(const struct sim *s, uint32_t i)
 
 void sim_submit(struct sim *s, uint32_t i, uint32_t nops)
 {
-	sim_submit_client(s, i, (uint32_t)(rnd(s) % CLIENTS), nops);
+	/* a closed loop: a client keeps at most 8 operations outstanding, so the offered load
+	 * stays within what the smallest windows and batches can carry */
+	uint32_t c = (uint32_t)(rnd(s) % CLIENTS), out = 0;
+	uint64_t client = (uint64_t)i * CLIENTS + c + 1;
+	for (uint64_t q = s->nodes[i].next_seq[c]; q > 0 && out < 8; q--) {
+		struct op *op = op_at(s, client, q);
+		if (op->state == OP_SUBMITTED)
+			out++;
+		else if (s->nodes[i].next_seq[c] - q > 64)
+			break;
+	}
+	if (out + nops > 8)
+		nops = 8 - out;
+	sim_submit_client(s, i, c, nops);
 }
 
 void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
@@ -1363,6 +1376,22 @@ int sim_scenario(uint32_t n, uint64_t seed, char *why, size_t whylen, struct sim
 		} else if (a < 62) {
 			sim_link(s, x, y, rnd(s) % 2);
 		} else if (a < 62 + w_crash) {
+			/* churn: often the leader; or, during an election, a voter right after it
+			 * persisted (likely) its promise, restarted soon while older messages fly
+			 */
+			uint32_t cand = NONE;
+			for (uint32_t i = 0; i < n; i++)
+				if (s->nodes[i].up && px_role(s->nodes[i].px) == PX_CANDIDATE)
+					cand = i;
+			if (churn && cand != NONE && x != cand && s->nodes[x].up && rnd(s) % 2) {
+				sim_crash_after_persist(s, x);
+				sim_run_until(s, s->now + 1 + rnd(s) % 10);
+				if (!s->nodes[x].up)
+					sim_restart(s, x, false);
+				continue;
+			}
+			if (churn && rnd(s) % 2 && sim_leader(s) != NONE)
+				x = sim_leader(s);
 			if (s->nodes[x].up) {
 				if (rnd(s) % 2)
 					sim_crash_after_persist(s, x);

@@ -93,17 +93,17 @@ static void stale_leader(uint32_t n, bool oneway)
 	cr_assert_gt(refused, 0, "no stale message was ever refused: the test is vacuous");
 }
 
-Test(px_traps, stale_leader_returns_3, .timeout = 60)
+Test(px_traps, stale_leader_returns_3)
 {
 	stale_leader(3, false);
 }
 
-Test(px_traps, stale_leader_returns_5, .timeout = 60)
+Test(px_traps, stale_leader_returns_5)
 {
 	stale_leader(5, false);
 }
 
-Test(px_traps, stale_leader_heard_but_deaf, .timeout = 60)
+Test(px_traps, stale_leader_heard_but_deaf)
 {
 	stale_leader(3, true);
 	stale_leader(5, true);
@@ -111,7 +111,7 @@ Test(px_traps, stale_leader_heard_but_deaf, .timeout = 60)
 
 /* Dueling proposers: slow, lossy links and a dead leader make several candidates run at once;
  * randomised timeouts settle the duel and every operation still commits once. */
-Test(px_traps, dueling_proposers, .timeout = 120)
+Test(px_traps, dueling_proposers)
 {
 	uint64_t duels = 0, rejects = 0;
 	for (uint64_t seed = 1; seed <= 3 * SEEDS; seed++) {
@@ -191,18 +191,18 @@ static void minority_accept(uint32_t n)
 	}
 }
 
-Test(px_traps, value_accepted_by_minority_then_crash_3, .timeout = 60)
+Test(px_traps, value_accepted_by_minority_then_crash_3)
 {
 	minority_accept(3);
 }
 
-Test(px_traps, value_accepted_by_minority_then_crash_5, .timeout = 60)
+Test(px_traps, value_accepted_by_minority_then_crash_5)
 {
 	minority_accept(5);
 }
 
 /* Acceptors (and leaders) crash between persisting and replying, again and again, under load. */
-Test(px_traps, crash_between_persist_and_reply, .timeout = 120)
+Test(px_traps, crash_between_persist_and_reply)
 {
 	for (uint32_t n = 3; n <= 5; n += 2)
 		for (uint64_t seed = 1; seed <= SEEDS; seed++) {
@@ -235,7 +235,7 @@ Test(px_traps, crash_between_persist_and_reply, .timeout = 120)
  * the op and would choose something else in its slot. B must stay a learner: no leader can be
  * elected until A is back; then the op survives.
  */
-Test(px_traps, empty_disk_does_not_vote, .timeout = 120)
+Test(px_traps, empty_disk_does_not_vote)
 {
 	for (uint64_t seed = 1; seed <= SEEDS; seed++) {
 		struct sim *s = mk(3, seed);
@@ -288,7 +288,7 @@ Test(px_traps, empty_disk_does_not_vote, .timeout = 120)
 
 /* An empty-disk node in a healthy, busy cluster catches up (from a snapshot when the log it needs
  * is gone) and becomes a voter again; meanwhile it never votes (the simulator checks that). */
-Test(px_traps, empty_disk_rejoins, .timeout = 120)
+Test(px_traps, empty_disk_rejoins)
 {
 	for (uint32_t n = 3; n <= 5; n += 2)
 		for (uint64_t seed = 1; seed <= SEEDS; seed++) {
@@ -357,12 +357,12 @@ static void leader_cut_off(uint32_t n)
 	}
 }
 
-Test(px_traps, leader_cut_off_from_followers_not_clients_3, .timeout = 60)
+Test(px_traps, leader_cut_off_from_followers_not_clients_3)
 {
 	leader_cut_off(3);
 }
 
-Test(px_traps, leader_cut_off_from_followers_not_clients_5, .timeout = 60)
+Test(px_traps, leader_cut_off_from_followers_not_clients_5)
 {
 	leader_cut_off(5);
 }
