@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consensus/px_alloc.h"
 #include "consensus/px_batch.h"
 
 static uint32_t rd32(const uint8_t *p)
@@ -86,10 +87,10 @@ static int rehash(struct px_filter *f, uint32_t cap)
 {
 	struct px_filter n = {0};
 	n.cap = cap;
-	n.keys = malloc(sizeof(uint64_t) * cap);
-	n.seqs = malloc(sizeof(uint64_t) * cap);
-	n.bits = malloc(sizeof(uint64_t) * cap);
-	n.used = calloc(cap, 1);
+	n.keys = px__malloc(sizeof(uint64_t) * cap);
+	n.seqs = px__malloc(sizeof(uint64_t) * cap);
+	n.bits = px__malloc(sizeof(uint64_t) * cap);
+	n.used = px__calloc(cap, 1);
 	if (!n.keys || !n.seqs || !n.bits || !n.used) {
 		px_filter_free(&n);
 		return -ENOMEM;
@@ -179,10 +180,10 @@ int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
 	memset(dst, 0, sizeof(*dst));
 	if (!src->cap)
 		return 0;
-	dst->keys = malloc(sizeof(uint64_t) * src->cap);
-	dst->seqs = malloc(sizeof(uint64_t) * src->cap);
-	dst->bits = malloc(sizeof(uint64_t) * src->cap);
-	dst->used = malloc(src->cap);
+	dst->keys = px__malloc(sizeof(uint64_t) * src->cap);
+	dst->seqs = px__malloc(sizeof(uint64_t) * src->cap);
+	dst->bits = px__malloc(sizeof(uint64_t) * src->cap);
+	dst->used = px__malloc(src->cap);
 	if (!dst->keys || !dst->seqs || !dst->bits || !dst->used) {
 		px_filter_free(dst);
 		return -ENOMEM;
@@ -214,7 +215,7 @@ int px_filter_encode(const struct px_filter *f, uint8_t *buf, size_t cap)
 
 	if (cap < px_filter_size(f))
 		return -ENOBUFS;
-	pairs = malloc(sizeof(uint64_t) * 3 * (f->count ? f->count : 1));
+	pairs = px__malloc(sizeof(uint64_t) * 3 * (f->count ? f->count : 1));
 	if (!pairs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < f->cap; i++) {

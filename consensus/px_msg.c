@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consensus/px_alloc.h"
 #include "consensus/px_msg.h"
 
 /* CRC32C, reflected polynomial 0x82F63B78, one table lookup per byte. */
@@ -203,7 +204,7 @@ static int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 		return 0;
 	while (n < need)
 		n *= 2;
-	p = realloc(*arr, (size_t)n * elem);
+	p = px__realloc(*arr, (size_t)n * elem);
 	if (!p)
 		return -ENOMEM;
 	*arr = p;

@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consensus/px_alloc.h"
 #include "consensus/px.h"
 #include "consensus/px_batch.h"
 
 #ifdef QFS_TEST_HOOKS
 unsigned px_debug_bugs;
+unsigned long px_debug_alloc_countdown;
+unsigned long px_debug_alloc_failures;
 #define BUG(b) (px_debug_bugs & (b))
 #else
 #define BUG(b) 0
@@ -136,6 +139,7 @@ struct px_node {
 	uint64_t bcast_off;
 	bool bcast_sent;
 	int err;
+	bool failed; /* a step failed: the node must be re-created from stable storage */
 };
 
 /* ---- small helpers ---- */
@@ -144,7 +148,7 @@ static int vpush(struct vec *v, const void *item, size_t elem)
 {
 	if (v->n == v->cap) {
 		uint32_t nc = v->cap ? v->cap * 2 : 16;
-		void *p = realloc(v->v, (size_t)nc * elem);
+		void *p = px__realloc(v->v, (size_t)nc * elem);
 		if (!p)
 			return -ENOMEM;
 		v->v = p;
@@ -166,8 +170,8 @@ static void defer_free(struct px_node *nd, void *p)
 	if (!p)
 		return;
 	if (vpush(&nd->dead, &p, sizeof(p))) {
-		/* Cannot defer: nothing points to it yet in this update only if the caller says so;
-		 * keep it leaked rather than risk a dangling pointer. */
+		/* this step fails: its update is never handed out, so nothing can point to P */
+		free(p);
 		note(nd, -ENOMEM);
 	}
 }
@@ -201,7 +205,7 @@ static uint8_t *dup_bytes(const uint8_t *p, uint32_t len, int *err)
 	uint8_t *d;
 	if (!len)
 		return NULL;
-	d = malloc(len);
+	d = px__malloc(len);
 	if (!d) {
 		*err = -ENOMEM;
 		return NULL;
@@ -239,7 +243,7 @@ static struct slot *slot_get(struct px_node *nd, uint64_t s)
 	nc = nd->cap;
 	while (s >= nd->base + nc)
 		nc *= 2;
-	r = calloc(nc, sizeof(*r));
+	r = px__calloc(nc, sizeof(*r));
 	if (!r) {
 		note(nd, -ENOMEM);
 		return NULL;
@@ -394,11 +398,11 @@ static uint32_t pend_find(const struct px_node *nd, uint64_t c, uint64_t s, uint
 static int pend_grow(struct px_node *nd)
 {
 	uint32_t nc = nd->pool_cap ? nd->pool_cap * 2 : 64;
-	uint32_t *nh = malloc(sizeof(*nh) * nc * 2);
+	uint32_t *nh = px__malloc(sizeof(*nh) * nc * 2);
 	struct pend *np;
 	if (!nh)
 		return -ENOMEM;
-	np = realloc(nd->pool, sizeof(*np) * nc);
+	np = px__realloc(nd->pool, sizeof(*np) * nc);
 	if (!np) {
 		free(nh);
 		return -ENOMEM;
@@ -493,9 +497,9 @@ static int kset_add(struct kset *k, uint64_t c, uint64_t q)
 	if ((k->n + 1) * 2 > k->cap) {
 		struct kset nk = {0};
 		nk.cap = k->cap ? k->cap * 2 : 256;
-		nk.c = malloc(sizeof(uint64_t) * nk.cap);
-		nk.q = malloc(sizeof(uint64_t) * nk.cap);
-		nk.used = calloc(nk.cap, 1);
+		nk.c = px__malloc(sizeof(uint64_t) * nk.cap);
+		nk.q = px__malloc(sizeof(uint64_t) * nk.cap);
+		nk.used = px__calloc(nk.cap, 1);
 		if (!nk.c || !nk.q || !nk.used) {
 			kset_free(&nk);
 			return -ENOMEM;
@@ -578,7 +582,7 @@ static int q_push(struct px_node *nd, uint64_t client, uint64_t seq, const uint8
 			uint8_t *p;
 			while (nc < nd->qwr + need)
 				nc *= 2;
-			p = realloc(nd->q, nc);
+			p = px__realloc(nd->q, nc);
 			if (!p)
 				return -ENOMEM;
 			nd->q = p;
@@ -626,7 +630,7 @@ static uint8_t *q_cut(struct px_node *nd, uint32_t *len_out)
 		note(nd, -EINVAL);
 		return NULL;
 	}
-	v = malloc(PX_BATCH_HDR + bytes);
+	v = px__malloc(PX_BATCH_HDR + bytes);
 	if (!v) {
 		note(nd, -ENOMEM);
 		return NULL;
@@ -811,7 +815,7 @@ static void recov_merge(struct px_node *nd, const struct px_entry *e)
 		struct rec *p;
 		while (nc <= off)
 			nc *= 2;
-		p = realloc(nd->recov, sizeof(*p) * nc);
+		p = px__realloc(nd->recov, sizeof(*p) * nc);
 		if (!p) {
 			/* losing a report would be unsafe: give up this candidacy */
 			note(nd, -ENOMEM);
@@ -863,7 +867,7 @@ static void propose(struct px_node *nd, uint64_t s, uint8_t *val, uint32_t len)
 	e = (struct px_entry){.slot = s, .ballot = nd->ballot, .len = len, .data = val};
 	if (nd->nbcast == nd->bcast_cap) {
 		uint32_t nc = nd->bcast_cap ? nd->bcast_cap * 2 : 64;
-		struct px_entry *p = realloc(nd->bcast, sizeof(*p) * nc);
+		struct px_entry *p = px__realloc(nd->bcast, sizeof(*p) * nc);
 		if (!p) {
 			note(nd, -ENOMEM);
 			return; /* the heartbeat retransmits it */
@@ -1731,6 +1735,11 @@ int px_step(struct px_node *nd, const struct px_event *ev, struct px_update *u)
 {
 	const struct px_msg *m;
 
+	if (nd->failed) {
+		memset(u, 0, sizeof(*u));
+		u->deadline = UINT64_MAX;
+		return -ENOTRECOVERABLE;
+	}
 	begin(nd);
 	u->truncate = 0;
 	if (ev->now > nd->now)
@@ -1804,6 +1813,13 @@ int px_step(struct px_node *nd, const struct px_event *ev, struct px_update *u)
 	flush(nd);
 	deliver(nd);
 	finish(nd, u);
+	if (nd->err) {
+		/* The state in memory may be ahead of what this update would persist: drop both,
+		 * as a crash would. */
+		nd->failed = true;
+		memset(u, 0, sizeof(*u));
+		u->deadline = UINT64_MAX;
+	}
 	return nd->err;
 }
 
@@ -1818,7 +1834,7 @@ int px_init(struct px_node **out, const struct px_config *cfg, const struct px_b
 	if (!cfg || cfg->n < 1 || cfg->n > PX_MAX_NODES || !(cfg->n & 1) || cfg->id >= cfg->n ||
 	    cfg->heartbeat == 0 || cfg->election == 0)
 		return -EINVAL;
-	nd = calloc(1, sizeof(*nd));
+	nd = px__calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
 	nd->cfg = *cfg;
@@ -1841,7 +1857,7 @@ int px_init(struct px_node **out, const struct px_config *cfg, const struct px_b
 	nd->phead = nd->ptail = NONE;
 	nd->pool_free = NONE;
 	nd->cap = 64;
-	nd->ring = calloc(nd->cap, sizeof(*nd->ring));
+	nd->ring = px__calloc(nd->cap, sizeof(*nd->ring));
 	if (!nd->ring)
 		goto err;
 	nd->initialised = boot ? boot->initialised : true;

@@ -1,13 +1,16 @@
 /*
  * px_sim: runs randomised simulated-cluster scenarios (sim.h).
  *
- *   px_sim [--nodes N] [--scenarios K] [--seed S] [--bug NAME --budget B [--end-to-end]]
+ *   px_sim [--nodes N] [--scenarios K] [--seed S] [--oom PERMILLE]
+ *          [--bug NAME --budget B [--end-to-end]]
  *
  * Without --bug: runs K scenarios with seeds S, S+1, ... and fails on the first violation, printing
  * the seed and the command that replays it (PX_SIM_TRACE=1 adds a trace). PX_SIM_SEED=S runs only
- * seed S. With --bug NAME (accept-below-promise, forget-promise, skip-repropose; test builds only):
- * switches that deliberate protocol bug on and succeeds only if the simulator reports a violation
- * within B scenarios, printing how many it took; PX_SIM_BUG=NAME PX_SIM_SEED=S replays one of them.
+ * seed S. --oom P (test builds) makes one of the core's allocations fail in P per mille of the
+ * steps of the faulty phase; the node is then re-created from its disk. With --bug NAME
+ * (accept-below-promise, forget-promise, skip-repropose; test builds only): switches that
+ * deliberate protocol bug on and succeeds only if the simulator reports a violation within B
+ * scenarios, printing how many it took; PX_SIM_BUG=NAME PX_SIM_SEED=S replays one of them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,7 @@ int main(int argc, char **argv)
 	uint64_t seed = 1, budget = 0;
 	const char *bug = NULL, *env = getenv("PX_SIM_SEED");
 	uint64_t first_any = 0;
+	uint32_t oom = 0;
 	struct sim_stats tot = {0};
 	clock_t c0 = clock();
 	char why[512];
@@ -54,10 +58,12 @@ int main(int argc, char **argv)
 			budget = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--end-to-end"))
 			sim_end_to_end = true;
+		else if (!strcmp(argv[i], "--oom") && i + 1 < argc)
+			oom = (uint32_t)strtoul(argv[++i], NULL, 0);
 		else {
 			fprintf(stderr,
 				"usage: %s [--nodes N] [--scenarios K] [--seed S] "
-				"[--bug NAME --budget B]\n",
+				"[--oom PERMILLE] [--bug NAME --budget B [--end-to-end]]\n",
 				argv[0]);
 			return 2;
 		}
@@ -123,7 +129,7 @@ int main(int argc, char **argv)
 	}
 	for (uint32_t k = 0; k < count; k++) {
 		struct sim_stats st;
-		if (sim_scenario(n, seed + k, why, sizeof(why), &st)) {
+		if (sim_scenario_oom(n, seed + k, oom, why, sizeof(why), &st)) {
 			printf("px_sim: FAILED: n=%u seed=%llu: %s\n", n,
 			       (unsigned long long)(seed + k), why);
 			printf(
@@ -143,11 +149,12 @@ int main(int argc, char **argv)
 		tot.installs += st.installs;
 		tot.elections += st.elections;
 		tot.learners_graduated += st.learners_graduated;
+		tot.oom_restarts += st.oom_restarts;
 	}
 	printf("px_sim: %u scenarios of %u nodes passed (seeds %llu..%llu) in %.2fs CPU: %llu "
 	       "events, %llu messages (%llu dropped), %llu ops applied, %llu acked, %llu stale, "
 	       "%llu unknown, %llu failed, %llu elections, %llu snapshots, %llu installs, %llu "
-	       "empty-disk nodes rejoined\n",
+	       "empty-disk nodes rejoined, %llu restarts after an injected allocation failure\n",
 	       count, n, (unsigned long long)seed, (unsigned long long)(seed + count - 1),
 	       (double)(clock() - c0) / CLOCKS_PER_SEC, (unsigned long long)tot.events,
 	       (unsigned long long)tot.msgs, (unsigned long long)tot.dropped,
@@ -155,6 +162,6 @@ int main(int argc, char **argv)
 	       (unsigned long long)tot.stale, (unsigned long long)tot.unknown,
 	       (unsigned long long)tot.failed, (unsigned long long)tot.elections,
 	       (unsigned long long)tot.snapshots, (unsigned long long)tot.installs,
-	       (unsigned long long)tot.learners_graduated);
+	       (unsigned long long)tot.learners_graduated, (unsigned long long)tot.oom_restarts);
 	return 0;
 }

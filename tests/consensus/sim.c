@@ -568,6 +568,7 @@ static void net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *b
 /* ---- driving a node ---- */
 
 static void step(struct sim *s, uint32_t i, const struct px_event *ev);
+static void boot_node(struct sim *s, uint32_t i);
 
 static void take_snapshot(struct sim *s, uint32_t i)
 {
@@ -698,7 +699,25 @@ static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 		nd->same_time_steps = 0;
 	}
 	before = px_role(nd->px);
+#ifdef QFS_TEST_HOOKS
+	if (s->cfg.oom && !s->healed && chance(s, s->cfg.oom))
+		px_debug_alloc_countdown = 1 + rnd(s) % 3;
+#endif
 	rv = px_step(nd->px, ev, &u);
+#ifdef QFS_TEST_HOOKS
+	px_debug_alloc_countdown = 0;
+	if (rv == -ENOMEM && s->cfg.oom) {
+		/* the contract: drop the update, re-create the node from its disk */
+		if (u.nmsgs || u.persist_seq || u.napply || u.nacks)
+			violation(s, "node %u: a failed step still returned work", i);
+		trace(s, "node %u: allocation failure, restart from disk", i);
+		s->st.oom_restarts++;
+		sim_crash(s, i);
+		nd->boot++;
+		boot_node(s, i);
+		return;
+	}
+#endif
 	if (rv) {
 		violation(s, "node %u: px_step returned %d", i, rv);
 		return;
@@ -1325,7 +1344,22 @@ int sim_check_live(struct sim *s, uint64_t bound)
 
 /* ---- the randomised scenario ---- */
 
+static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t whylen,
+		    struct sim_stats *st);
+
 int sim_scenario(uint32_t n, uint64_t seed, char *why, size_t whylen, struct sim_stats *st)
+{
+	return scenario(n, seed, 0, why, whylen, st);
+}
+
+int sim_scenario_oom(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t whylen,
+		     struct sim_stats *st)
+{
+	return scenario(n, seed, oom, why, whylen, st);
+}
+
+static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t whylen,
+		    struct sim_stats *st)
 {
 	struct sim_cfg cfg;
 	struct sim *s;
@@ -1344,6 +1378,7 @@ int sim_scenario(uint32_t n, uint64_t seed, char *why, size_t whylen, struct sim
 		cfg.persist_max = (z >> 24) % 3 == 0 ? 0 : 1 + (z >> 28) % 12;
 		cfg.lat_max = 2 + (z >> 32) % 20;
 	}
+	cfg.oom = oom;
 	s = sim_new(&cfg, seed);
 	r = rnd(s);
 	/* one scenario in three churns: frequent crashes and restarts, many late messages */

@@ -33,6 +33,8 @@ struct sim_cfg {
 	uint32_t window, max_batch;
 	uint64_t snapshot_every; /* slots between snapshots (0: never) */
 	uint64_t keep_after_snapshot;
+	uint32_t oom; /* per-mille of steps in which one of the core's allocations fails (test
+			 builds); the failed node is re-created from its disk, as after a crash */
 };
 
 struct sim;
@@ -93,6 +95,7 @@ struct sim_stats {
 	uint64_t installs, elections, max_slot;
 	uint64_t learners_graduated;
 	uint64_t rejects, rejects_sent, crashes_after_persist, max_candidates;
+	uint64_t oom_restarts;
 };
 void sim_stats(const struct sim *s, struct sim_stats *st);
 
@@ -105,5 +108,8 @@ int sim_check_live(struct sim *s, uint64_t bound);
 
 /* A whole randomised scenario for SEED: faults for a while, heal, liveness. 0 or -1. */
 int sim_scenario(uint32_t n, uint64_t seed, char *why, size_t whylen, struct sim_stats *st);
+/* The same with allocation failures injected into the core during the faulty phase (permille). */
+int sim_scenario_oom(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t whylen,
+		     struct sim_stats *st);
 
 #endif

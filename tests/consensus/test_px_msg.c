@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consensus/px.h"
 #include "consensus/px_batch.h"
 #include "consensus/px_msg.h"
 
@@ -417,3 +418,44 @@ Test(px_filter, matches_a_model)
 		px_filter_free(&f);
 	}
 }
+
+#ifdef QFS_TEST_HOOKS
+/* Failed allocations come back as -ENOMEM, leave nothing behind (ASan checks leaks). */
+Test(px_alloc, failures_are_reported)
+{
+	struct px_entry ent[3];
+	struct px_sub sub[3];
+	struct px_msg_scratch sc = {0};
+	struct px_msg m, d;
+	struct px_filter f = {0};
+	uint8_t *buf;
+	long len;
+
+	sample(&m, PX_MSG_SUBMIT, ent, sub);
+	len = encode(&m, &buf);
+	px_debug_alloc_countdown = 1;
+	cr_assert_eq(px_msg_decode(buf, (size_t)len, &d, &sc), -ENOMEM);
+	cr_assert_eq(px_msg_decode(buf, (size_t)len, &d, &sc), 0);
+	free(buf);
+	px_msg_scratch_free(&sc);
+	for (unsigned long k = 1; k <= 4; k++) {
+		px_debug_alloc_countdown = k;
+		for (uint64_t c = 1; c <= 40; c++)
+			if (px_filter_admit(&f, c, 1) < 0)
+				break;
+		px_debug_alloc_countdown = 0;
+		px_filter_free(&f);
+	}
+	/* px_init fails cleanly at every allocation */
+	for (unsigned long k = 1; k <= 3; k++) {
+		struct px_config cfg = {.id = 0, .n = 3, .heartbeat = 10, .election = 50};
+		struct px_node *nd = NULL;
+		int rv;
+		px_debug_alloc_countdown = k;
+		rv = px_init(&nd, &cfg, NULL, 0, 1);
+		px_debug_alloc_countdown = 0;
+		cr_assert(rv == 0 || rv == -ENOMEM);
+		px_free(rv == 0 ? nd : NULL);
+	}
+}
+#endif
