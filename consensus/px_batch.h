@@ -5,12 +5,12 @@
  *   count u32, then count times: client u64, seq u64, len u32, len bytes.
  * The core builds batches; hosts read them with px_batch_iter. The submission bytes are opaque.
  *
- * struct px_filter is the apply rule of px.h: per client it keeps the highest applied seq L and
- * which of the PX_FILTER_WINDOW seqs below L were applied. Submission (client, seq) is applied iff
- * seq > L, or L - PX_FILTER_WINDOW <= seq < L and it was not applied yet; anything else is skipped
- * (a duplicate, or too old to tell). It belongs to the replicated state: the host keeps one per
- * replica, feeds it every submission of every chosen slot in order, and stores it in its snapshots
- * (px_filter_encode / px_filter_decode).
+ * struct px_filter is the apply rule of px_node.h: per client it keeps the highest applied seq L
+ * and which of the PX_FILTER_WINDOW seqs below L were applied. Submission (client, seq) is applied
+ * iff seq > L, or L - PX_FILTER_WINDOW <= seq < L and it was not applied yet; anything else is
+ * skipped (a duplicate, or too old to tell). It belongs to the replicated state: the host keeps one
+ * per replica, feeds it every submission of every chosen slot in order, and stores it in its
+ * snapshots (px_filter_encode / px_filter_decode).
  */
 #ifndef QFS_CONSENSUS_PX_BATCH_H
 #define QFS_CONSENSUS_PX_BATCH_H

@@ -1,5 +1,5 @@
 /*
- * px_node: the Multi-Paxos replica as a pure step function (see px.h for the protocol and
+ * px_node: the Multi-Paxos replica as a pure step function (see px_node.h for the protocol and
  * contract).
  *
  * Layout of this file: the log (a ring of slots), the update being built, pending submissions and
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "consensus/px_alloc.h"
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 #include "consensus/px_batch.h"
 
 #ifdef QFS_TEST_HOOKS

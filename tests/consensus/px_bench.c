@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 
 struct qmsg {
 	uint32_t to;

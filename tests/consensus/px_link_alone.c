@@ -4,7 +4,7 @@
  */
 #include <stdio.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 
 int main(void)
 {

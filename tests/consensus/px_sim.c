@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 #include "tests/consensus/sim.h"
 
 static unsigned bug_of(const char *name)

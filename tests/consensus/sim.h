@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 
 struct sim_cfg {
 	uint32_t n;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 #include "consensus/px_batch.h"
 #include "consensus/px_msg.h"
 

@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-#include "consensus/px.h"
+#include "consensus/px_node.h"
 #include "tests/consensus/sim.h"
 
 #define NONE  UINT32_MAX

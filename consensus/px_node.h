@@ -1,0 +1,237 @@
+/*
+ * px_node: the Multi-Paxos protocol core of quorumfs, as a pure state machine (module prefix px_).
+ *
+ * One struct px_node is one replica (proposer + acceptor + learner). The host feeds it events with
+ * px_step() and carries out the struct px_update it gets back: persist records, send messages,
+ * apply chosen slots, answer submitters. The core reads no clock, draws no random number (both come
+ * with the events), does no I/O and takes no lock; the same events always produce the same updates.
+ *
+ * Protocol ("Paxos Made Simple", section 3, with a distinguished proposer; "Paxos Made Live"):
+ *   - Ballots are (round << 8 | node id): unique per node and totally ordered. 0 means "none".
+ *   - A node that wants to lead runs phase 1 once for every slot from its first unchosen one on
+ *     (PREPARE). Acceptors answer (PROMISE) with their commit index and every value they accepted
+ *     above it. The new leader learns the slots some promiser knows chosen (catch-up), re-proposes
+ *     for every other reported slot the value of the highest ballot, fills holes with no-ops, and
+ * only then proposes new values (from slot "lstart" on).
+ *   - Acceptor rules (P1a, P2b): promise a ballot only if it is higher than any promised; accept a
+ *     value only if its ballot is not lower than the promise; the promise and the accepted value
+ * are in the update's records, and the reply is tagged to leave only once they are durable.
+ *   - Phase 2 is batched (a slot's value is a batch of submissions) and pipelined (at most
+ *     cfg.window slots of the leader in flight). A slot is chosen once a majority accepted it at
+ * one ballot; the leader's commit index rides on every ACCEPT (and heartbeat), and a follower that
+ *     accepted slot s at the same ballot marks it chosen; others fetch chosen values (CATCHUP_REQ).
+ *   - A follower that hears no leader for a randomised election timeout starts phase 1. A leader
+ *     that sees a higher ballot, or that has not heard from a majority for an election timeout
+ *     (check-quorum), steps down.
+ *   - Submissions (client id, seq, bytes) are accepted at any node; non-leaders forward them to the
+ *     leader they know and re-forward until the submission is seen in a chosen slot or times out.
+ *
+ * Applying and de-duplication (the rule every replica follows, so all apply the same operations):
+ *   the host applies chosen slots in slot order; within a slot, submissions in batch order. A
+ *   submission (client, seq) is applied only if it was not applied before: struct px_filter
+ *   (px_batch.h) decides, from the chosen log alone, keeping per client the highest seq and a
+ * window of the 64 below it; it is part of the replicated state and must be in snapshots. Thus a
+ *   re-forwarded duplicate may be chosen twice but is applied once, identically everywhere.
+ *   Outcomes reported to this node's submitters (struct px_ack):
+ *     PX_ACK_CHOSEN (0), slot N: the first slot delivered on this node that contains it; the host
+ *       applied it there iff its filter admitted it (otherwise it was skipped as too old: fail it);
+ *     PX_ACK_BEFORE (1), slot N: a snapshot installed up to N says it was applied at or before N;
+ *     -ETIMEDOUT: not seen chosen within cfg.submit_timeout, or a snapshot cannot tell: outcome
+ *       unknown (it may still be chosen later, and is then applied at most once);
+ *     -ENOBUFS: too many pending (cfg.max_pending); it was never proposed;
+ *     -ENOMEM: the node could not take it; it was never proposed.
+ *   -ESHUTDOWN on close is the host's to report.
+ *
+ * Empty disk: a node whose stored acceptor state lacks the "initialised" marker (it lost its disk)
+ * must not vote, since it may have forgotten promises and accepted values. It starts as a LEARNER:
+ * it asks every peer for its promised ballot (HELLO) until f+1 others answered, keeps B0 = the
+ * highest; then it waits for a leader whose ballot B > B0 (such a leader completed phase 1 with a
+ * majority that excludes the learner, which intersects every quorum the learner's lost state may
+ * have been part of) and for its own commit index to reach that leader's lstart - 1 (every slot
+ * that leader recovered is known chosen). Then it promises B, persists the marker and votes again.
+ * A new cluster's nodes boot with initialised = 1. Hosts must not deliver messages a node sent
+ * before it lost its disk (connections are per boot).
+ *
+ * Threads: a px_node is not thread-safe; one thread calls px_step at a time.
+ */
+#ifndef QFS_CONSENSUS_PX_NODE_H
+#define QFS_CONSENSUS_PX_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "consensus/px_batch.h"
+#include "consensus/px_msg.h"
+
+#define PX_MAX_NODES 9
+
+/* Debug switches: deliberate protocol bugs the simulator must detect. Test builds only. */
+#ifdef QFS_TEST_HOOKS
+#include "consensus/px_alloc.h" /* px_debug_alloc_countdown: fail the Nth allocation */
+enum {
+	PX_BUG_ACCEPT_BELOW_PROMISE = 1u << 0, /* acceptor ignores P2b's "not lower than promise" */
+	PX_BUG_FORGET_PROMISE = 1u << 1,       /* px_init drops the stored promise */
+	PX_BUG_SKIP_REPROPOSE = 1u << 2,       /* new leader fills recovered slots with no-ops */
+};
+extern unsigned px_debug_bugs;
+#endif
+
+enum px_role { PX_FOLLOWER = 0, PX_CANDIDATE, PX_LEADER, PX_LEARNER };
+
+struct px_config {
+	uint32_t id;	    /* this node, 0 <= id < n */
+	uint32_t n;	    /* cluster size, odd, 1..PX_MAX_NODES */
+	uint64_t heartbeat; /* leader heartbeat interval (host time units) */
+	uint64_t election;  /* election timeout: uniformly random in [election, 2 * election) */
+	uint64_t submit_timeout; /* pending submission fails with -ETIMEDOUT after this; 0: never */
+	uint64_t retry;		 /* re-forward / catch-up retry interval; 0: election */
+	uint32_t window;	 /* leader's slots in flight at most; 0: 8 */
+	uint32_t max_batch;	 /* submissions per slot at most; 0: 100 */
+	uint32_t max_batch_bytes;     /* bytes of one slot's value at most (soft); 0: 1 MiB */
+	uint32_t max_pending;	      /* this node's pending submissions at most; 0: 65536 */
+	uint32_t catchup_max;	      /* chosen slots per CATCHUP message at most; 0: 64 */
+	uint64_t keep_after_snapshot; /* chosen slots kept in memory below a snapshot, for peers */
+};
+
+/*
+ * What the host restores at boot from its stable storage (all zero for an empty disk).
+ * entries: the accepted records (any order); values are copied by px_init.
+ * applied: the slot up to which the host's state machine already reflects the log (its snapshot,
+ *   or more if it persists applied state); delivery to apply resumes at applied + 1.
+ */
+struct px_boot {
+	bool initialised; /* the acceptor marker: false = empty disk, start as a learner */
+	uint64_t promised;
+	uint64_t commit;   /* persisted commit index (a hint: slots <= commit are chosen) */
+	uint64_t snapshot; /* the durable snapshot's last slot (0: none) */
+	uint64_t applied;
+	const struct px_entry *entries;
+	uint32_t nentries;
+};
+
+/* Events. */
+enum px_event_type {
+	PX_EV_RECEIVE = 1,	  /* msg: a decoded message addressed to this node */
+	PX_EV_TICK,		  /* only time passes */
+	PX_EV_PERSISTED,	  /* every update with persist_seq <= seq is durable */
+	PX_EV_SUBMIT,		  /* subs[0..nsubs): new submissions at this node */
+	PX_EV_SNAPSHOT_INSTALLED, /* the host installed a snapshot covering slots <= slot; filter:
+				     that snapshot's de-duplication state (may be NULL) */
+	PX_EV_SNAPSHOT_TAKEN,	  /* a durable snapshot covers slots <= slot: log below may go */
+};
+
+struct px_event {
+	enum px_event_type type;
+	uint64_t now;			/* host time, monotonic, with every event */
+	uint64_t rand;			/* fresh random bits with every event (election jitter) */
+	const struct px_filter *filter; /* PX_EV_SNAPSHOT_INSTALLED only */
+	union {
+		const struct px_msg *msg;
+		uint64_t seq;
+		uint64_t slot;
+		struct {
+			const struct px_sub *subs;
+			uint32_t nsubs;
+		};
+	};
+};
+
+/* An outgoing message; may leave only once the host's persisted seq >= wait_seq (0: at once). */
+struct px_out {
+	struct px_msg msg;
+	uint64_t wait_seq;
+};
+
+/* A chosen slot to apply, in slot order. value: a batch (px_batch.h); empty for a no-op. */
+struct px_apply {
+	uint64_t slot;
+	const uint8_t *value;
+	uint32_t len;
+};
+
+enum { PX_ACK_CHOSEN = 0, PX_ACK_BEFORE = 1 };
+/* A submission of this node is resolved: status PX_ACK_* with slot, or a negative errno (above). */
+struct px_ack {
+	uint64_t client;
+	uint64_t seq;
+	uint64_t slot;
+	int status;
+};
+
+/* "Send your snapshot (the latest durable one, covering at least slot) to node to." */
+struct px_snap_req {
+	uint32_t to;
+	uint64_t slot;
+};
+
+/*
+ * The result of one px_step. Everything it points to belongs to the node and stays valid until the
+ * next px_step or px_free. The host must: write the records (promise, initialised, accepted,
+ * commit) as one atomic batch with sequence number persist_seq (batches are durable in seq order,
+ * and may be grouped), then report PX_EV_PERSISTED; send each message once its wait_seq is durable
+ * (or drop it: the network is lossy); apply `apply` in order; answer acks; serve snapshot requests;
+ * and may delete stored log records for slots <= truncate once its snapshot covering them is
+ * durable.
+ */
+struct px_update {
+	uint64_t persist_seq; /* nonzero iff there are records to persist */
+	bool promise_changed;
+	uint64_t promised;
+	bool initialised_changed; /* persist the "initialised" marker (learner became a voter) */
+	const struct px_entry *accepted; /* records (slot, ballot, flags, value): overwrite slot */
+	uint32_t naccepted;
+	bool commit_changed; /* commit index record (lazy: a hint for restart) */
+	uint64_t commit;
+
+	const struct px_out *msgs;
+	uint32_t nmsgs;
+	const struct px_apply *apply;
+	uint32_t napply;
+	const struct px_ack *acks;
+	uint32_t nacks;
+	const struct px_snap_req *snaps;
+	uint32_t nsnaps;
+	/* nonzero: log records for slots <= truncate may be deleted. The host must take snapshots
+	 * (PX_EV_SNAPSHOT_TAKEN) now and then: the core holds at most 2^20 slots above its log
+	 * base and stops proposing beyond. */
+	uint64_t truncate;
+	uint64_t deadline; /* call px_step with a TICK no later than this */
+};
+
+struct px_node; /* opaque */
+
+/*
+ * Create a node from CFG and what the host restored (BOOT; NULL = empty disk of a brand-new
+ * cluster member that is initialised, i.e. first boot of the cluster). NOW and RAND seed timers.
+ * Errors: -EINVAL (cfg), -ENOMEM. On success *out is owned by the caller (px_free).
+ */
+int px_init(struct px_node **out, const struct px_config *cfg, const struct px_boot *boot,
+	    uint64_t now, uint64_t rand);
+
+/* Free the node and everything it owns. NULL is fine. */
+void px_free(struct px_node *node);
+
+/*
+ * Feed one event; fill *u (overwritten). Implements every rule listed at the top of this file.
+ * Errors: -EINVAL (malformed event, e.g. a message from an unknown node; nothing changed, the node
+ * goes on); -ENOMEM: the step could not complete, *u is empty and must not be acted on, and the
+ * node is unusable (every later call returns -ENOTRECOVERABLE): the host frees it and creates it
+ * again from its stable storage, exactly as after a crash (which the protocol tolerates); as after
+ * a crash, its pending submissions are forgotten and their outcome is unknown (-ETIMEDOUT).
+ * Messages that break no format rule but are stale or unexpected are ignored (return 0): the
+ * network is trusted to be authentic, not timely.
+ */
+int px_step(struct px_node *node, const struct px_event *ev, struct px_update *u);
+
+/* Introspection for hosts and tests. */
+enum px_role px_role(const struct px_node *node);
+uint64_t px_ballot(const struct px_node *node);	 /* the promised ballot */
+uint32_t px_leader(const struct px_node *node);	 /* known leader id, or UINT32_MAX */
+uint64_t px_commit(const struct px_node *node);	 /* highest slot s with 1..s all chosen */
+uint64_t px_applied(const struct px_node *node); /* last slot delivered to apply */
+uint32_t px_pending(const struct px_node *node); /* submissions waiting for an ack */
+/* The chosen value of SLOT if this node still holds it: 0, -ENOENT (unknown or truncated). */
+int px_chosen(const struct px_node *node, uint64_t slot, const uint8_t **value, uint32_t *len);
+
+#endif
