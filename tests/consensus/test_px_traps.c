@@ -11,7 +11,7 @@
 #include "tests/consensus/sim.h"
 
 #define NONE  UINT32_MAX
-#define SEEDS 12
+#define SEEDS 25
 
 static struct sim *mk(uint32_t n, uint64_t seed)
 {
