@@ -10,20 +10,31 @@
  * body_len counts the bytes of entries and submissions. A decoder of version 1 rejects any other
  * version; a future version bumps it.
  *
- * Field use per type (unused fields are 0):
- *   PREPARE      ballot, commit, slot = first slot asked for
- *   PROMISE      ballot = the ballot promised, commit, slot = sender's first held slot, entries:
- *                accepted (or chosen, flag PX_ENT_CHOSEN) values of slots > commit and >= asked
- * slot ACCEPT       ballot, commit, slot = lstart (first slot proposed fresh in this ballot),
- * entries (an ACCEPT without entries is a heartbeat) ACCEPTED     ballot, commit, entries: slot
- * only (len 0) for each slot accepted REJECT       ballot = the higher ballot the sender promised,
- * commit, aux = ballot rejected CATCHUP_REQ  slot = first slot wanted, commit CATCHUP      commit,
- * slot = sender's first held slot, entries: chosen values SUBMIT       subs: submissions forwarded
- * to the leader HELLO        (learner asks for the promised ballot) HELLO_REPLY  ballot = promised,
- * commit
+ * Field use per type (unused fields are 0): see the table below.
  */
 #ifndef QFS_CONSENSUS_PX_MSG_H
 #define QFS_CONSENSUS_PX_MSG_H
+
+/* clang-format off */
+/*
+ * Field use per type (every message also carries from, to, and commit = the sender's commit index):
+ *   PREPARE       ballot; slot = first slot asked for
+ *   PROMISE       ballot = the ballot promised; slot = sender's first held slot; entries: accepted
+ *                 (or chosen, flag PX_ENT_CHOSEN) values of slots > commit and >= the asked slot
+ *   ACCEPT        ballot; slot = lstart (first slot proposed fresh in this ballot); entries (none:
+ *                 a heartbeat)
+ *   ACCEPTED      ballot; entries: slot only (len 0), one per slot accepted
+ *   REJECT        ballot = the higher ballot the sender promised; aux = the ballot refused
+ *   CATCHUP_REQ   slot = first slot wanted
+ *   CATCHUP       slot = sender's first held slot; entries: chosen values
+ *   SUBMIT        subs: submissions forwarded to the leader
+ *   HELLO         (a learner asks for the promised ballot); aux = 1: "leader, run phase 1 again
+ *                 with a ballot above slot"
+ *   HELLO_REPLY   ballot = promised
+ *   PREVOTE       ballot = the ballot the sender would campaign with (nothing changes on receipt)
+ *   PREVOTE_REPLY ballot = as asked; aux = 1 granted, 0 refused
+ */
+/* clang-format on */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -46,7 +57,9 @@ enum px_msg_type {
 	PX_MSG_SUBMIT,
 	PX_MSG_HELLO,
 	PX_MSG_HELLO_REPLY,
-	PX_MSG_TYPE_MAX = PX_MSG_HELLO_REPLY,
+	PX_MSG_PREVOTE,
+	PX_MSG_PREVOTE_REPLY,
+	PX_MSG_TYPE_MAX = PX_MSG_PREVOTE_REPLY,
 };
 
 enum { PX_ENT_CHOSEN = 1u << 0 };

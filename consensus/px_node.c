@@ -104,6 +104,11 @@ struct px_node {
 	uint64_t snap_sent[PX_MAX_NODES];
 	uint64_t leader_since;
 
+	/* pre-vote (before phase 1: would a majority follow a new ballot?) */
+	bool prevoting;
+	uint64_t prevote_ballot;
+	uint16_t prevotes;
+
 	/* candidate */
 	uint16_t promises;
 	uint64_t maxc;
@@ -694,6 +699,7 @@ static void set_leader(struct px_node *nd, uint32_t id, uint64_t b, uint64_t lst
 	nd->leader_ballot = b;
 	nd->leader_lstart = lstart;
 	nd->heard_leader = nd->now;
+	nd->prevoting = false;
 }
 
 /* ---- learning chosen values ---- */
@@ -772,15 +778,16 @@ static void recov_free(struct px_node *nd)
 	nd->recov_cap = 0;
 }
 
+static uint64_t next_ballot(const struct px_node *nd);
+
 static void start_election(struct px_node *nd)
 {
-	uint64_t round = ballot_round(nd->max_seen);
-	if (ballot_round(nd->promised) > round)
-		round = ballot_round(nd->promised);
+	uint64_t b = next_ballot(nd);
 	stop_leading(nd);
+	nd->prevoting = false;
 	nd->role = PX_CANDIDATE;
 	nd->leader = NONE;
-	nd->ballot = (round + 1) << 8 | nd->cfg.id;
+	nd->ballot = b;
 	nd->promised = nd->ballot;
 	see_ballot(nd, nd->ballot);
 	record_promise(nd);
@@ -795,6 +802,34 @@ static void start_election(struct px_node *nd)
 	for (uint32_t i = 0; i < nd->cfg.n; i++)
 		if (i != nd->cfg.id)
 			send_simple(nd, PX_MSG_PREPARE, i, nd->ballot, nd->commit + 1, 0, 0);
+}
+
+/*
+ * Pre-vote: before raising any promise, ask whether a majority would take part in a new ballot.
+ * A node that cannot hear answers (a one-way partition) thus never raises its ballot and cannot
+ * disrupt a working majority. Nothing changes at the receivers: it has no effect on safety.
+ */
+static uint64_t next_ballot(const struct px_node *nd)
+{
+	uint64_t round = ballot_round(nd->max_seen);
+	if (ballot_round(nd->promised) > round)
+		round = ballot_round(nd->promised);
+	return (round + 1) << 8 | nd->cfg.id;
+}
+
+static void start_prevote(struct px_node *nd)
+{
+	if (nd->quorum == 1) {
+		start_election(nd);
+		return;
+	}
+	nd->prevoting = true;
+	nd->prevote_ballot = next_ballot(nd);
+	nd->prevotes = 0;
+	nd->election_at = nd->now + election_timeout(nd);
+	for (uint32_t i = 0; i < nd->cfg.n; i++)
+		if (i != nd->cfg.id)
+			send_simple(nd, PX_MSG_PREVOTE, i, nd->prevote_ballot, 0, 0, 0);
 }
 
 static void recov_merge(struct px_node *nd, const struct px_entry *e)
@@ -1315,6 +1350,29 @@ static void on_hello_reply(struct px_node *nd, const struct px_msg *m)
 	maybe_graduate(nd);
 }
 
+/* Would we take part in ballot m->ballot? Only if no leader is heard from (or it asks itself). */
+static void on_prevote(struct px_node *nd, const struct px_msg *m)
+{
+	bool grant = nd->role != PX_LEARNER && m->ballot > nd->promised;
+	if (nd->role == PX_FOLLOWER && nd->leader != NONE && nd->leader != m->from &&
+	    nd->now < nd->heard_leader + nd->cfg.election)
+		grant = false;
+	if (nd->role == PX_LEADER && has_quorum(nd))
+		grant = false;
+	if (nd->role == PX_LEARNER)
+		return;
+	send_simple(nd, PX_MSG_PREVOTE_REPLY, m->from, m->ballot, 0, grant, 0);
+}
+
+static void on_prevote_reply(struct px_node *nd, const struct px_msg *m)
+{
+	if (!nd->prevoting || m->ballot != nd->prevote_ballot || !m->aux)
+		return;
+	nd->prevotes |= (uint16_t)(1u << m->from);
+	if (popcount16(nd->prevotes) + 1 >= (int)nd->quorum)
+		start_election(nd);
+}
+
 static void on_submit_msg(struct px_node *nd, const struct px_msg *m)
 {
 	if (nd->role != PX_LEADER)
@@ -1549,7 +1607,7 @@ static void timers(struct px_node *nd)
 	case PX_FOLLOWER:
 	case PX_CANDIDATE:
 		if (now >= nd->election_at)
-			start_election(nd);
+			start_prevote(nd);
 		break;
 	case PX_LEADER:
 		if (now >= nd->heartbeat_at && now >= nd->leader_since + nd->cfg.election &&
@@ -1783,6 +1841,12 @@ int px_step(struct px_node *nd, const struct px_event *ev, struct px_update *u)
 			break;
 		case PX_MSG_HELLO_REPLY:
 			on_hello_reply(nd, m);
+			break;
+		case PX_MSG_PREVOTE:
+			on_prevote(nd, m);
+			break;
+		case PX_MSG_PREVOTE_REPLY:
+			on_prevote_reply(nd, m);
 			break;
 		default:
 			break;

@@ -143,17 +143,52 @@ Test(px_node, acceptor_phase2)
 	px_free(nd);
 }
 
-/* Run node 0 of 3 to candidacy; returns its ballot and the seq of its self-promise. */
+/* Run node 0 of 3 to candidacy (pre-vote first); returns its ballot and the seq of its
+ * self-promise. */
 static uint64_t campaign(struct px_node *nd, struct px_update *u, uint64_t *seq)
 {
 	struct px_event ev = {.type = PX_EV_TICK, .now = 1000};
+	struct px_msg r = {.type = PX_MSG_PREVOTE_REPLY, .from = 1, .to = 0, .aux = 1};
+	const struct px_out *o;
+
 	cr_assert_eq(px_step(nd, &ev, u), 0);
+	cr_assert_eq(px_role(nd), PX_FOLLOWER, "a pre-vote changes nothing yet");
+	cr_assert_eq(u->persist_seq, 0);
+	o = find(u, PX_MSG_PREVOTE, 1);
+	cr_assert_not_null(o);
+	cr_assert_not_null(find(u, PX_MSG_PREVOTE, 2));
+	r.ballot = o->msg.ballot;
+	recv(nd, &r, 1000, u);
 	cr_assert_eq(px_role(nd), PX_CANDIDATE);
 	cr_assert(u->promise_changed);
 	cr_assert_not_null(find(u, PX_MSG_PREPARE, 1));
 	cr_assert_not_null(find(u, PX_MSG_PREPARE, 2));
+	cr_assert_eq(find(u, PX_MSG_PREPARE, 1)->msg.ballot, r.ballot);
 	*seq = u->persist_seq;
-	return find(u, PX_MSG_PREPARE, 1)->msg.ballot;
+	return r.ballot;
+}
+
+/* Pre-vote: granted only when no leader is heard from, and it changes nothing at the voter. */
+Test(px_node, prevote)
+{
+	struct px_node *nd = mk(1, 3, true);
+	struct px_update u;
+	struct px_msg acc = {.type = PX_MSG_ACCEPT, .from = 0, .to = 1, .ballot = B(1, 0)};
+	struct px_msg pv = {.type = PX_MSG_PREVOTE, .from = 2, .to = 1, .ballot = B(2, 2)};
+	const struct px_out *o;
+
+	recv(nd, &acc, 10, &u);
+	recv(nd, &pv, 20, &u);
+	o = find(&u, PX_MSG_PREVOTE_REPLY, 2);
+	cr_assert_not_null(o);
+	cr_assert_eq(o->msg.aux, 0, "a leader was heard 10 ago: refused");
+	recv(nd, &pv, 500, &u);
+	o = find(&u, PX_MSG_PREVOTE_REPLY, 2);
+	cr_assert_not_null(o);
+	cr_assert_eq(o->msg.aux, 1);
+	cr_assert_eq(u.persist_seq, 0);
+	cr_assert_eq(px_ballot(nd), B(1, 0), "a pre-vote promises nothing");
+	px_free(nd);
 }
 
 /* P2c: the new leader re-proposes, per slot, the value of the highest ballot reported by the

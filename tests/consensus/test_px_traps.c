@@ -67,6 +67,8 @@ static void stale_leader(uint32_t n, bool oneway)
 		sim_isolate(s, l, true, !oneway);
 		q0 = sim_next_seq(s, l, 0);
 		sim_submit_client(s, l, 0, 4); /* its clients still reach it */
+		run(s, 40, seed);
+		sim_set_faults(s, 0, 0, 0); /* what it sent is in flight; the rest is timely */
 		l2 = wait_leader(s, l, 3000, seed);
 		cr_assert_neq(l2, NONE, "seed %llu: no new leader", (unsigned long long)seed);
 		cr_assert_gt(px_ballot(sim_px(s, l2)), old_ballot);
