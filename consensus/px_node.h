@@ -1,28 +1,33 @@
+/* clang-format off */
 /*
  * px_node: the Multi-Paxos protocol core of quorumfs, as a pure state machine (module prefix px_).
  *
  * One struct px_node is one replica (proposer + acceptor + learner). The host feeds it events with
  * px_step() and carries out the struct px_update it gets back: persist records, send messages,
- * apply chosen slots, answer submitters. The core reads no clock, draws no random number (both come
- * with the events), does no I/O and takes no lock; the same events always produce the same updates.
+ * apply chosen slots, answer submitters. The core reads no clock, draws no random number (both
+ * come with the events), does no I/O and takes no lock; the same events give the same updates.
  *
  * Protocol ("Paxos Made Simple", section 3, with a distinguished proposer; "Paxos Made Live"):
  *   - Ballots are (round << 8 | node id): unique per node and totally ordered. 0 means "none".
- *   - A node that wants to lead runs phase 1 once for every slot from its first unchosen one on
- *     (PREPARE). Acceptors answer (PROMISE) with their commit index and every value they accepted
- *     above it. The new leader learns the slots some promiser knows chosen (catch-up), re-proposes
- *     for every other reported slot the value of the highest ballot, fills holes with no-ops, and
- * only then proposes new values (from slot "lstart" on).
- *   - Acceptor rules (P1a, P2b): promise a ballot only if it is higher than any promised; accept a
+ *   - A node that wants to lead first asks for a pre-vote (would a majority, none of which hears a
+ *     leader, take part in a new ballot? nothing changes at the voters), then runs phase 1 once
+ *     for every slot from its first unchosen one on (PREPARE). Acceptors answer (PROMISE) with
+ *     their commit index and every value they accepted above it. The new leader fetches the slots
+ *     a promiser knows chosen (catch-up), re-proposes for every other reported slot the value of
+ *     the highest ballot (P2c), fills holes with no-ops, and only then proposes new values (from
+ *     slot "lstart" on).
+ *   - Acceptor rules (P1b, P2b): promise a ballot only if it is higher than any promised; accept a
  *     value only if its ballot is not lower than the promise; the promise and the accepted value
- * are in the update's records, and the reply is tagged to leave only once they are durable.
+ *     are in the update's records, and the reply is tagged to leave only once they are durable.
  *   - Phase 2 is batched (a slot's value is a batch of submissions) and pipelined (at most
  *     cfg.window slots of the leader in flight). A slot is chosen once a majority accepted it at
- * one ballot; the leader's commit index rides on every ACCEPT (and heartbeat), and a follower that
- *     accepted slot s at the same ballot marks it chosen; others fetch chosen values (CATCHUP_REQ).
- *   - A follower that hears no leader for a randomised election timeout starts phase 1. A leader
- *     that sees a higher ballot, or that has not heard from a majority for an election timeout
- *     (check-quorum), steps down.
+ *     one ballot; the leader's commit index rides on every ACCEPT (and heartbeat), and a follower
+ *     that accepted slot s at that same ballot marks it chosen; others fetch chosen values
+ *     (CATCHUP_REQ; below a peer's compacted log: a snapshot request to the host).
+ *   - A follower that hears no leader for a randomised election timeout campaigns. While a live
+ *     leader is heard, followers (and a leader that hears a majority) ignore other candidacies. A
+ *     leader that sees a higher ballot, or that has not heard from a majority for an election
+ *     timeout (check-quorum), steps down.
  *   - Submissions (client id, seq, bytes) are accepted at any node; non-leaders forward them to the
  *     leader they know and re-forward until the submission is seen in a chosen slot or times out.
  *
@@ -30,30 +35,31 @@
  *   the host applies chosen slots in slot order; within a slot, submissions in batch order. A
  *   submission (client, seq) is applied only if it was not applied before: struct px_filter
  *   (px_batch.h) decides, from the chosen log alone, keeping per client the highest seq and a
- * window of the 64 below it; it is part of the replicated state and must be in snapshots. Thus a
- *   re-forwarded duplicate may be chosen twice but is applied once, identically everywhere.
+ *   window of the 64 below it; it is part of the replicated state and must be in snapshots. Thus
+ *   a re-forwarded duplicate may be chosen twice but is applied once, identically everywhere.
  *   Outcomes reported to this node's submitters (struct px_ack):
  *     PX_ACK_CHOSEN (0), slot N: the first slot delivered on this node that contains it; the host
  *       applied it there iff its filter admitted it (otherwise it was skipped as too old: fail it);
  *     PX_ACK_BEFORE (1), slot N: a snapshot installed up to N says it was applied at or before N;
  *     -ETIMEDOUT: not seen chosen within cfg.submit_timeout, or a snapshot cannot tell: outcome
  *       unknown (it may still be chosen later, and is then applied at most once);
- *     -ENOBUFS: too many pending (cfg.max_pending); it was never proposed;
- *     -ENOMEM: the node could not take it; it was never proposed.
- *   -ESHUTDOWN on close is the host's to report.
+ *     -ENOBUFS: too many pending (cfg.max_pending); it was never proposed.
+ *   -ESHUTDOWN on close, and an unknown outcome after a crash or a failed step, are the host's.
  *
  * Empty disk: a node whose stored acceptor state lacks the "initialised" marker (it lost its disk)
  * must not vote, since it may have forgotten promises and accepted values. It starts as a LEARNER:
  * it asks every peer for its promised ballot (HELLO) until f+1 others answered, keeps B0 = the
  * highest; then it waits for a leader whose ballot B > B0 (such a leader completed phase 1 with a
  * majority that excludes the learner, which intersects every quorum the learner's lost state may
- * have been part of) and for its own commit index to reach that leader's lstart - 1 (every slot
- * that leader recovered is known chosen). Then it promises B, persists the marker and votes again.
- * A new cluster's nodes boot with initialised = 1. Hosts must not deliver messages a node sent
- * before it lost its disk (connections are per boot).
+ * have been part of; if the leader's ballot is not above B0, the learner asks it to run phase 1
+ * again) and for its own commit index to reach that leader's lstart - 1 (every slot that leader
+ * recovered is known chosen). Then it promises B, persists the marker and votes again. A new
+ * cluster's nodes boot with initialised = 1. Hosts must not deliver messages a node sent before
+ * it lost its disk (connections are per boot).
  *
  * Threads: a px_node is not thread-safe; one thread calls px_step at a time.
  */
+/* clang-format on */
 #ifndef QFS_CONSENSUS_PX_NODE_H
 #define QFS_CONSENSUS_PX_NODE_H
 
