@@ -893,6 +893,8 @@ static void px_cfg_of(const struct sim *s, uint32_t i, struct px_config *pc)
 	pc->submit_timeout = s->cfg.submit_timeout;
 	pc->window = s->cfg.window;
 	pc->max_batch = s->cfg.max_batch;
+	pc->max_batch_bytes = s->cfg.max_batch_bytes;
+	pc->catchup_max = s->cfg.catchup_max;
 	pc->keep_after_snapshot = s->cfg.keep_after_snapshot;
 }
 
@@ -1176,7 +1178,7 @@ void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
 	struct node *nd = &s->nodes[i];
 	uint64_t client = (uint64_t)i * CLIENTS + c + 1;
 	struct px_sub subs[16];
-	uint8_t data[16][24];
+	uint8_t data[16][64];
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = s->now};
 
 	if (!nd->up || nops == 0)
@@ -1186,7 +1188,7 @@ void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
 	for (uint32_t k = 0; k < nops; k++) {
 		uint64_t seq = ++nd->next_seq[c];
 		struct op *op = op_at(s, client, seq);
-		uint32_t len = (uint32_t)(rnd(s) % 24);
+		uint32_t len = (uint32_t)(rnd(s) % 4 ? rnd(s) % 24 : rnd(s) % 65);
 		for (uint32_t b = 0; b < len; b++)
 			data[k][b] = (uint8_t)(client * 31 + seq * 7 + b);
 		subs[k] =
@@ -1377,6 +1379,9 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 		cfg.snapshot_every = (z >> 16) % 4 == 0 ? 0 : 4 + (z >> 20) % 24;
 		cfg.persist_max = (z >> 24) % 3 == 0 ? 0 : 1 + (z >> 28) % 12;
 		cfg.lat_max = 2 + (z >> 32) % 20;
+		cfg.max_batch_bytes = (z >> 40) % 3 == 0 ? 64 + (uint32_t)((z >> 42) % 200) : 0;
+		cfg.catchup_max = (z >> 50) % 3 == 0 ? 1 + (uint32_t)((z >> 52) % 4) : 0;
+		cfg.keep_after_snapshot = (z >> 56) % 9;
 	}
 	cfg.oom = oom;
 	s = sim_new(&cfg, seed);

@@ -30,7 +30,7 @@ struct sim_cfg {
 	uint64_t persist_min, persist_max;
 	/* px timing */
 	uint64_t heartbeat, election, submit_timeout;
-	uint32_t window, max_batch;
+	uint32_t window, max_batch, max_batch_bytes, catchup_max;
 	uint64_t snapshot_every; /* slots between snapshots (0: never) */
 	uint64_t keep_after_snapshot;
 	uint32_t oom; /* per-mille of steps in which one of the core's allocations fails (test
