@@ -7,8 +7,8 @@
  * and, in the cluster issue, the Multi-Paxos replica. fs/ does not know which one it talks to.
  *
  * Order: transactions submitted by one caller thread in sequence are applied in that order (FIFO).
- * Notification order for each committed batch: first on_change for every change (after the commit is
- * durable and visible to new read snapshots), then each submitter's done callback.
+ * Notification order for each committed batch: first on_change for every change (after the commit
+ * is durable and visible to new read snapshots), then each submitter's done callback.
  */
 #ifndef QFS_CONSENSUS_RP_H
 #define QFS_CONSENSUS_RP_H
@@ -31,18 +31,62 @@ struct rp;
  * The callback must not block on the replica (no rp_submit-and-wait); it may call rp_submit.
  */
 typedef void (*rp_done_cb)(void *arg, int status, uint64_t zxid, const struct zt_result *res,
-                           uint32_t nres);
+			   uint32_t nres);
 
-/* Called on the apply thread for each change of each committed transaction (see zt_change). Must not
- * block for long: fs/ hands kernel cache invalidations to a thread of its own. */
+/* Called on the apply thread for each change of each committed transaction (see zt_change). Must
+ * not block for long: fs/ hands kernel cache invalidations to a thread of its own. */
 typedef void (*rp_change_cb)(void *arg, const struct zt_change *ch);
 
 struct rp_config {
 	const char *data_dir;
-	unsigned st_flags;     /* ST_F_* */
+	unsigned st_flags;	/* ST_F_* */
 	rp_change_cb on_change; /* may be NULL */
 	void *change_arg;
-	uint32_t max_batch;    /* transactions per commit at most; 0: default (4096) */
+	uint32_t max_batch; /* transactions per commit at most; 0: default (4096) */
+};
+
+/*
+ * The Multi-Paxos replica (rp_open_paxos): one daemon of a cluster of NPEERS nodes.
+ *
+ * Node ids are 1..255 (the id of the peer network, io_net_uv.h); the protocol core numbers the
+ * nodes 0..n-1 in ascending id order, so every node must be given the same peer list. Times are
+ * milliseconds. Every field that is 0 takes the default named next to it.
+ */
+#define RP_MAX_PEERS   9
+#define RP_SECRET_LEN  32
+#define RP_CLUSTER_LEN 16
+
+struct rp_peer {
+	uint32_t id;   /* 1..255 */
+	char host[64]; /* numeric IPv4 or IPv6 address */
+	uint16_t port;
+};
+
+enum rp_log_level { RP_LOG_DEBUG = 0, RP_LOG_INFO, RP_LOG_WARN, RP_LOG_ERROR };
+/* One log line (no newline) from the replica's threads; must not block for long. */
+typedef void (*rp_log_cb)(void *arg, enum rp_log_level level, const char *msg);
+
+struct rp_cluster_config {
+	uint32_t self_id; /* must appear in peers[] */
+	uint32_t npeers;  /* including self: odd, 1..RP_MAX_PEERS */
+	struct rp_peer peers[RP_MAX_PEERS];
+	uint8_t secret[RP_SECRET_LEN];	    /* shared by every node of the cluster */
+	uint8_t cluster_id[RP_CLUSTER_LEN]; /* all zero: the one stored in data_dir, or (first
+					       start) chosen by the lowest id and learnt by the
+					       others at the handshake */
+	uint32_t tick_ms;		    /* leader heartbeat; 0: 50 */
+	uint32_t election_ticks;	    /* election timeout in ticks, randomised up to
+					       twice that; 0: 10 */
+	uint32_t session_timeout_ms;	    /* placeholder for sessions (issue 5); 0: 10000 */
+	uint32_t write_timeout_ms;	    /* a write not applied by then: -ETIMEDOUT; 0: 10000 */
+	uint32_t snapshot_every;	    /* applied slots between compactions; 0: 10000 */
+	uint32_t snapshot_keep;		    /* chosen slots kept below a compaction; 0: 1000 */
+	int join;			    /* an empty data_dir replaces a node that lost its
+					       disk: start as a learner that does not vote
+					       until it is safe (px_node.h); 0: an empty data_dir
+					       is a member of a brand-new cluster */
+	rp_log_cb on_log;		    /* may be NULL */
+	void *log_arg;
 };
 
 /*
@@ -50,6 +94,20 @@ struct rp_config {
  * Errors: those of st_open (-EBUSY when another daemon holds the directory), -ENOMEM.
  */
 int rp_open_local(const struct rp_config *cfg, struct rp **out);
+
+/*
+ * Open this node's Multi-Paxos replica on cfg->data_dir (cfg as for rp_open_local; max_batch is
+ * ignored) and start it: a loop thread (peer network, protocol core, timers) and a storage thread
+ * (LMDB group commits of acceptor state and applied transactions). Returns once the node listens.
+ * Writes (rp_submit) are forwarded to the leader, chosen, and completed on this node's apply
+ * thread once applied here (read-your-writes); -ETIMEDOUT after cl->write_timeout_ms (outcome
+ * unknown: it may still be applied, once). Reads see this node's applied tree (may lag the leader).
+ * rp_status adds ballot=, chosen= (slot), commit= (slot), applied_slot=, snapshots_sent=,
+ * snapshots_installed= and one "peer.ID=up|down" line per other node.
+ * Errors: -EINVAL (bad config; a data_dir whose tree was written by rp_open_local), those of
+ * st_open, -EADDRINUSE and the other listen errors (negated errno), -ENOMEM.
+ */
+int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *cl, struct rp **out);
 
 /*
  * Submit one tree transaction (nops > 1: all-or-nothing multi). The ops (paths, data) are copied
@@ -62,6 +120,16 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * Thread-safe: any thread.
  */
 int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb, void *arg);
+
+/*
+ * ZooKeeper's sync: CB(arg, status, zxid, NULL, 0) runs once every transaction committed anywhere
+ * before the call is applied on this node (rp_local: once everything queued before it is
+ * committed; the Multi-Paxos replica: a no-op passed through the log). status 0 with zxid = the
+ * last applied zxid at that point; -ETIMEDOUT (no quorum in time), -EIO, -ESHUTDOWN as rp_submit.
+ * Returns 0 (CB runs later, on the apply thread), -ENOMEM or -ESHUTDOWN (CB never runs).
+ * Thread-safe: any thread.
+ */
+int rp_sync(struct rp *rp, rp_done_cb cb, void *arg);
 
 /* The environment to read the applied tree from (st_rbegin + zt_get/zt_list). */
 struct st_env *rp_env(struct rp *rp);

@@ -11,6 +11,13 @@ int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb 
 	return rp->ops->submit(rp, ops, nops, cb, arg);
 }
 
+int rp_sync(struct rp *rp, rp_done_cb cb, void *arg)
+{
+	if (!rp)
+		return -EINVAL;
+	return rp->ops->sync(rp, cb, arg);
+}
+
 struct st_env *rp_env(struct rp *rp)
 {
 	return rp->ops->env(rp);

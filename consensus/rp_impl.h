@@ -10,6 +10,7 @@
 struct rp_ops {
 	int (*submit)(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb,
 		      void *arg);
+	int (*sync)(struct rp *rp, rp_done_cb cb, void *arg);
 	struct st_env *(*env)(struct rp *rp);
 	int (*status)(struct rp *rp, char *buf, size_t cap);
 	void (*close)(struct rp *rp);

@@ -136,6 +136,10 @@ static void rp__run_batch(struct rp_local *l, struct rp__item *batch)
 	if (rc)
 		goto err;
 	for (it = batch; it; it = it->next) {
+		if (it->nops == 0) { /* rp_sync: everything before it is in this commit */
+			it->zxid = zxid;
+			continue;
+		}
 		struct zt_txn txn = {
 		    .zxid = zxid + 1, .time_ms = now, .nops = it->nops, .ops = it->ops};
 		rc = zt_apply(w, &txn, it->res, rp__collect, l);
@@ -171,7 +175,7 @@ static void rp__run_batch(struct rp_local *l, struct rp__item *batch)
 	for (it = batch; it;) {
 		struct rp__item *next = it->next;
 		if (it->cb)
-			it->cb(it->arg, 0, it->zxid, it->res, it->nops);
+			it->cb(it->arg, 0, it->zxid, it->nops ? it->res : NULL, it->nops);
 		zt_results_free(it->res, it->nops);
 		free(it);
 		it = next;
@@ -221,6 +225,22 @@ static void *rp__thread(void *arg)
 	pthread_mutex_unlock(&l->lock);
 	rp__fail(rest, -ESHUTDOWN);
 	return NULL;
+}
+
+/* Queue IT for the storage thread; frees it and returns -ESHUTDOWN when closing. */
+static int rp__enqueue(struct rp_local *l, struct rp__item *it)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->stopping) {
+		pthread_mutex_unlock(&l->lock);
+		free(it);
+		return -ESHUTDOWN;
+	}
+	*l->tail = it;
+	l->tail = &it->next;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	return 0;
 }
 
 static int rp__local_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb,
@@ -287,17 +307,21 @@ static int rp__local_submit(struct rp *rp, const struct zt_op *ops, uint32_t nop
 		}
 	}
 
-	pthread_mutex_lock(&l->lock);
-	if (l->stopping) {
-		pthread_mutex_unlock(&l->lock);
-		free(it);
-		return -ESHUTDOWN;
-	}
-	*l->tail = it;
-	l->tail = &it->next;
-	pthread_cond_signal(&l->cond);
-	pthread_mutex_unlock(&l->lock);
-	return 0;
+	return rp__enqueue(l, it);
+}
+
+/* rp_sync: an item without ops, completed by the commit that carries it. */
+static int rp__local_sync(struct rp *rp, rp_done_cb cb, void *arg)
+{
+	struct rp_local *l = (struct rp_local *)rp;
+	struct rp__item *it = calloc(1, sizeof *it);
+
+	if (!it)
+		return -ENOMEM;
+	it->cb = cb;
+	it->arg = arg;
+	it->size = sizeof *it;
+	return rp__enqueue(l, it);
 }
 
 static struct st_env *rp__local_env(struct rp *rp)
@@ -335,6 +359,7 @@ static void rp__local_close(struct rp *rp)
 
 static const struct rp_ops rp__local_ops = {
     .submit = rp__local_submit,
+    .sync = rp__local_sync,
     .env = rp__local_env,
     .status = rp__local_status,
     .close = rp__local_close,

@@ -1,0 +1,781 @@
+/*
+ * io_lmdb: the storage thread of the Multi-Paxos replica (see rp_paxos.h).
+ *
+ * Databases (besides zt's "tree" and "meta"):
+ *   "px_meta": "promised" u64, "init" u8 (the acceptor's initialised marker), "commit" u64 (hint),
+ *              "applied" u64 (last slot reflected in the tree), "compacted" u64 (log records up
+ *              to it are deleted; the tree covers them), "filter" (px_filter_encode), "cluster"
+ *              (16 bytes). Integers in native byte order, like the tree.
+ *   "px_log":  be64(slot) -> ballot u64, flags u32, value.
+ *
+ * Every job that arrives while one commit is in flight goes into the next write transaction (group
+ * commit). A chosen slot is applied to the tree in the same transaction that records the applied
+ * slot and the filter, so a crash never separates them. Persist-before-reply: the loop thread lets
+ * messages tagged with a persist seq leave only once this thread reported that seq durable.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "consensus/rp_paxos.h"
+#include "store/zt_snap.h"
+
+#define RPX__ITEMS_MIN 64
+
+void rpx__log(struct rpx *x, enum rp_log_level level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!x->cl.on_log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	x->cl.on_log(x->cl.log_arg, level, buf);
+}
+
+struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len)
+{
+	struct rpx_job *j = calloc(1, sizeof *j + len);
+
+	if (!j)
+		return NULL;
+	j->type = type;
+	j->buf = (uint8_t *)(j + 1);
+	j->len = len;
+	return j;
+}
+
+void rpx__job_push(struct rpx *x, struct rpx_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&x->job_lock);
+	*x->job_tail = j;
+	x->job_tail = &j->next;
+	pthread_cond_signal(&x->job_cond);
+	pthread_mutex_unlock(&x->job_lock);
+}
+
+/* ---- small LMDB helpers ---- */
+
+static int rpx__get(MDB_txn *txn, MDB_dbi d, const char *key, void *out, size_t len)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = mdb_get(txn, d, &k, &v);
+
+	if (rc)
+		return st__err(rc);
+	if (v.mv_size != len)
+		return -EIO;
+	memcpy(out, v.mv_data, len);
+	return 0;
+}
+
+static int rpx__put(MDB_txn *txn, MDB_dbi d, const char *key, const void *val, size_t len)
+{
+	MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+	return st__err(mdb_put(txn, d, &k, &v, 0));
+}
+
+static void rpx__be64(unsigned char *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t rpx__get_be64(const unsigned char *b)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+/* Delete the log records of slots <= UPTO. */
+static int rpx__log_trim(struct rpx *x, MDB_txn *txn, uint64_t upto)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc = st__err(mdb_cursor_open(txn, x->db_log, &cur));
+
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (k.mv_size != 8 || rpx__get_be64(k.mv_data) > upto)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	mdb_cursor_close(cur);
+	return st__err(rc);
+}
+
+/* ---- boot ---- */
+
+int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8_t **arena)
+{
+	static const uint8_t zero[RP_CLUSTER_LEN];
+	struct st_wtxn *w = NULL;
+	struct st_rtxn *r = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t init = 0;
+	uint64_t promised = 0;
+	size_t total = 0, n = 0, off = 0;
+	int rc, fresh;
+
+	*ents = NULL;
+	*arena = NULL;
+	memset(boot, 0, sizeof *boot);
+	rc = st_wbegin(x->env, &w);
+	if (rc)
+		return rc;
+	rc = st__dbi_open(w, "px_meta", MDB_CREATE, &x->db_meta);
+	if (rc == 0)
+		rc = st__dbi_open(w, "px_log", MDB_CREATE, &x->db_log);
+	if (rc)
+		goto err;
+	rc = rpx__get(w->txn, x->db_meta, "init", &init, 1);
+	if (rc == -ENOENT)
+		rc = rpx__get(w->txn, x->db_meta, "promised", &promised, 8);
+	fresh = rc == -ENOENT;
+	if (rc && !fresh)
+		goto err;
+	if (fresh) {
+		struct st_rtxn tmp = {x->env, w->txn, NULL};
+		if (zt_last_zxid(&tmp) != 0) {
+			rpx__log(x, RP_LOG_ERROR,
+				 "data directory holds a tree written outside a cluster: refused");
+			rc = -EINVAL;
+			goto err;
+		}
+		if (!x->cl.join) {
+			init = 1;
+			rc = rpx__put(w->txn, x->db_meta, "init", &init, 1);
+			if (rc)
+				goto err;
+		}
+	}
+	/* the cluster id: stored, given, or (first start of the lowest id) chosen */
+	rc = rpx__get(w->txn, x->db_meta, "cluster", x->cluster_id, RP_CLUSTER_LEN);
+	if (rc == -ENOENT) {
+		memcpy(x->cluster_id, x->cl.cluster_id, RP_CLUSTER_LEN);
+		if (memcmp(x->cluster_id, zero, RP_CLUSTER_LEN) == 0 && fresh && !x->cl.join &&
+		    x->self == 0)
+			randombytes_buf(x->cluster_id, RP_CLUSTER_LEN);
+		rc = 0;
+		if (memcmp(x->cluster_id, zero, RP_CLUSTER_LEN) != 0)
+			rc = rpx__put(w->txn, x->db_meta, "cluster", x->cluster_id, RP_CLUSTER_LEN);
+	} else if (rc == 0 && memcmp(x->cl.cluster_id, zero, RP_CLUSTER_LEN) != 0 &&
+		   memcmp(x->cl.cluster_id, x->cluster_id, RP_CLUSTER_LEN) != 0) {
+		rpx__log(x, RP_LOG_ERROR, "the data directory belongs to another cluster");
+		rc = -EINVAL;
+	}
+	if (rc)
+		goto err;
+	rc = st_wcommit(w);
+	w = NULL;
+	if (rc)
+		goto err;
+
+	rc = st_rbegin(x->env, &r);
+	if (rc)
+		goto err;
+	boot->initialised = init != 0;
+	rc = rpx__get(r->txn, x->db_meta, "promised", &boot->promised, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "commit", &boot->commit, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "applied", &x->st_applied, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "compacted", &x->st_compacted, 8);
+	if (rc && rc != -ENOENT)
+		goto err;
+	k.mv_size = 6;
+	k.mv_data = "filter";
+	rc = mdb_get(r->txn, x->db_meta, &k, &v);
+	if (rc == 0) {
+		rc = px_filter_decode(&x->filter, v.mv_data, v.mv_size);
+		if (rc)
+			goto err;
+	} else if (rc != MDB_NOTFOUND) {
+		rc = st__err(rc);
+		goto err;
+	}
+	x->st_zxid = zt_last_zxid(r);
+	x->st_taken = x->st_compacted;
+	boot->snapshot = x->st_compacted;
+	boot->applied = x->st_applied;
+
+	rc = st__err(mdb_cursor_open(r->txn, x->db_log, &cur));
+	if (rc)
+		goto err;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || v.mv_size < 12) {
+			rc = -EIO;
+			goto err;
+		}
+		total += v.mv_size - 12;
+		n++;
+	}
+	if (rc != MDB_NOTFOUND) {
+		rc = rc < 0 ? rc : st__err(rc);
+		goto err;
+	}
+	rc = -ENOMEM;
+	if (n && !(*ents = calloc(n, sizeof **ents)))
+		goto err;
+	if (total && !(*arena = malloc(total)))
+		goto err;
+	n = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct px_entry *e = &(*ents)[n++];
+		const unsigned char *p = v.mv_data;
+		e->slot = rpx__get_be64(k.mv_data);
+		memcpy(&e->ballot, p, 8);
+		memcpy(&e->flags, p + 8, 4);
+		e->len = (uint32_t)(v.mv_size - 12);
+		e->data = e->len ? *arena + off : NULL;
+		if (e->len)
+			memcpy(*arena + off, p + 12, e->len);
+		off += e->len;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : st__err(rc);
+	if (rc)
+		goto err;
+	boot->entries = *ents;
+	boot->nentries = (uint32_t)n;
+	mdb_cursor_close(cur);
+	st_rend(r);
+	__atomic_store_n(&x->applied_slot, x->st_applied, __ATOMIC_RELEASE);
+	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
+	return 0;
+err:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (r)
+		st_rend(r);
+	if (w)
+		st_wabort(w);
+	free(*ents);
+	free(*arena);
+	*ents = NULL;
+	*arena = NULL;
+	px_filter_free(&x->filter);
+	return rc;
+}
+
+/* ---- registered submissions ---- */
+
+static int rpx__items_grow(struct rpx *x)
+{
+	uint32_t cap = x->items_cap ? x->items_cap * 2 : RPX__ITEMS_MIN;
+	struct rpx_item **t = calloc(cap, sizeof *t);
+
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < x->items_cap; i++) {
+		struct rpx_item *it = x->items[i], *next;
+		for (; it; it = next) {
+			next = it->next;
+			it->next = t[it->seq & (cap - 1)];
+			t[it->seq & (cap - 1)] = it;
+		}
+	}
+	free(x->items);
+	x->items = t;
+	x->items_cap = cap;
+	return 0;
+}
+
+/* Remove and return the registered item of SEQ, or NULL. */
+static struct rpx_item *rpx__item_take(struct rpx *x, uint64_t seq)
+{
+	struct rpx_item **pp;
+
+	if (!x->items_cap)
+		return NULL;
+	for (pp = &x->items[seq & (x->items_cap - 1)]; *pp; pp = &(*pp)->next) {
+		struct rpx_item *it = *pp;
+		if (it->seq == seq) {
+			*pp = it->next;
+			x->nitems--;
+			return it;
+		}
+	}
+	return NULL;
+}
+
+/* Queue IT's completion for after the commit. */
+static void rpx__complete(struct rpx *x, struct rpx_item *it, int status, uint64_t zxid)
+{
+	it->status = status;
+	it->zxid = zxid;
+	it->cnext = NULL;
+	*x->cdone_tail = it;
+	x->cdone_tail = &it->cnext;
+}
+
+static void rpx__finish_item(struct rpx_item *it, int applied)
+{
+	if (it->cb) {
+		if (it->status == 0)
+			it->cb(it->arg, 0, it->zxid, it->nops ? it->res : NULL, it->nops);
+		else
+			it->cb(it->arg, it->status, 0, NULL, 0);
+	}
+	if (applied && it->nops)
+		zt_results_free(it->res, it->nops);
+	free(it);
+}
+
+/* Fail every registered item with STATUS now (no commit pending). */
+static void rpx__fail_all(struct rpx *x, int status)
+{
+	for (uint32_t i = 0; i < x->items_cap; i++) {
+		struct rpx_item *it = x->items[i], *next;
+		x->items[i] = NULL;
+		for (; it; it = next) {
+			next = it->next;
+			it->status = status;
+			rpx__finish_item(it, 0);
+		}
+	}
+	x->nitems = 0;
+}
+
+/* ---- applying ---- */
+
+/* zt_change_cb: keep the change until the commit is durable. Record: u8 type, u64 zxid, path NUL.
+ */
+static void rpx__collect(void *arg, const struct zt_change *ch)
+{
+	struct rpx *x = arg;
+	size_t pl = strlen(ch->path) + 1;
+	char *p;
+
+	if (x->chg_err)
+		return;
+	if (st__buf_reserve(&x->chg, 9 + pl)) {
+		x->chg_err = -ENOMEM;
+		return;
+	}
+	p = x->chg.p + x->chg.len;
+	p[0] = (char)ch->type;
+	memcpy(p + 1, &ch->zxid, 8);
+	memcpy(p + 9, ch->path, pl);
+	x->chg.len += 9 + pl;
+	x->nchg++;
+}
+
+static int rpx__scratch_res(struct rpx *x, uint32_t n)
+{
+	if (n <= x->scratch_cap)
+		return 0;
+	struct zt_result *r = realloc(x->scratch_res, n * sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	x->scratch_res = r;
+	x->scratch_cap = n;
+	return 0;
+}
+
+/* Apply one submission of a chosen slot that the filter admitted. */
+static int rpx__apply_sub(struct rpx *x, struct st_wtxn *w, const struct px_sub *sub)
+{
+	struct rpx_item *it = sub->client == x->client ? rpx__item_take(x, sub->seq) : NULL;
+	struct zt_op *ops = NULL;
+	struct zt_result *res;
+	uint32_t nops = 0;
+	int64_t t;
+	int rc;
+
+	if (sub->len < RPX_V_HDR || (sub->data[0] != RPX_V_TXN && sub->data[0] != RPX_V_SYNC))
+		goto malformed;
+	if (sub->data[0] == RPX_V_SYNC) {
+		if (it)
+			rpx__complete(x, it, 0, x->st_zxid);
+		return 0;
+	}
+	memcpy(&t, sub->data + 1, 8);
+	rc = zt_ops_decode(sub->data + RPX_V_HDR, sub->len - RPX_V_HDR, &ops, &nops);
+	if (rc == -EINVAL)
+		goto malformed;
+	if (rc)
+		goto err;
+	if (it && it->nops == nops) {
+		res = it->res;
+	} else {
+		rc = rpx__scratch_res(x, nops);
+		if (rc)
+			goto err;
+		res = x->scratch_res;
+	}
+	struct zt_txn txn = {.zxid = x->st_zxid + 1, .time_ms = t, .nops = nops, .ops = ops};
+	rc = zt_apply(w, &txn, res, rpx__collect, x);
+	if (rc)
+		goto err;
+	x->st_zxid++;
+	if (res == x->scratch_res) {
+		zt_results_free(res, nops);
+		if (it)
+			rpx__complete(x, it, -EIO, 0);
+	} else {
+		rpx__complete(x, it, 0, x->st_zxid);
+	}
+	free(ops);
+	return 0;
+malformed:
+	/* the same bytes are skipped on every replica */
+	rpx__log(x, RP_LOG_WARN, "skipped a malformed submission");
+	if (it)
+		rpx__complete(x, it, -EINVAL, 0);
+	free(ops);
+	return 0;
+err:
+	if (it) {
+		/* back in the table: the batch fails as a whole */
+		it->next = x->items[it->seq & (x->items_cap - 1)];
+		x->items[it->seq & (x->items_cap - 1)] = it;
+		x->nitems++;
+	}
+	free(ops);
+	return rc;
+}
+
+static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, const uint8_t *val,
+			   uint32_t len)
+{
+	struct px_batch_iter bi;
+	struct px_sub sub;
+	int rc;
+
+	if (slot <= x->st_applied)
+		return 0; /* a snapshot installed it already */
+	if (slot != x->st_applied + 1) {
+		rpx__log(x, RP_LOG_ERROR, "slot %" PRIu64 " delivered after %" PRIu64, slot,
+			 x->st_applied);
+		return -EIO;
+	}
+	if (px_batch_iter_init(&bi, val, len) == 0) {
+		while ((rc = px_batch_next(&bi, &sub)) == 1) {
+			int admit = px_filter_admit(&x->filter, sub.client, sub.seq);
+			if (admit < 0)
+				return admit;
+			if (admit) {
+				rc = rpx__apply_sub(x, w, &sub);
+				if (rc)
+					return rc;
+			} else if (sub.client == x->client) {
+				/* too old to tell, or a duplicate of one already completed */
+				struct rpx_item *it = rpx__item_take(x, sub.seq);
+				if (it)
+					rpx__complete(x, it, -ETIMEDOUT, 0);
+			}
+		}
+	}
+	x->st_applied = slot;
+	return 0;
+}
+
+/* ---- one group commit ---- */
+
+static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *j)
+{
+	unsigned char kb[8];
+	int rc = 0;
+
+	if (j->flags & RPX_P_PROMISE)
+		rc = rpx__put(w->txn, x->db_meta, "promised", &j->promised, 8);
+	if (rc == 0 && (j->flags & RPX_P_INIT)) {
+		uint8_t one = 1;
+		rc = rpx__put(w->txn, x->db_meta, "init", &one, 1);
+	}
+	if (rc == 0 && (j->flags & RPX_P_COMMIT))
+		rc = rpx__put(w->txn, x->db_meta, "commit", &j->commit, 8);
+	for (uint32_t i = 0; rc == 0 && i < j->n; i++) {
+		const struct px_entry *e = &j->ents[i];
+		MDB_val k = {8, kb}, v = {12 + (size_t)e->len, NULL};
+		if (e->slot <= x->st_compacted)
+			continue;
+		rpx__be64(kb, e->slot);
+		rc = st__fault_put(x->env);
+		if (rc == 0)
+			rc = st__err(mdb_put(w->txn, x->db_log, &k, &v, MDB_RESERVE));
+		if (rc == 0) {
+			memcpy(v.mv_data, &e->ballot, 8);
+			memcpy((char *)v.mv_data + 8, &e->flags, 4);
+			if (e->len)
+				memcpy((char *)v.mv_data + 12, e->data, e->len);
+		}
+	}
+	return rc;
+}
+
+static int rpx__snap_end(struct rpx *x, struct st_wtxn *w, struct rpx_job *j, int *installed)
+{
+	struct zt_snap_state st = {j->zxid, j->next_id};
+	struct px_filter f = {0};
+	int rc;
+
+	if (j->a <= x->st_applied)
+		return 0; /* we are past it already */
+	rc = px_filter_decode(&f, j->buf, j->len);
+	if (rc)
+		return rc;
+	rc = zt_snap_install(w, &st);
+	if (rc == 0)
+		rc = rpx__log_trim(x, w->txn, j->a);
+	if (rc == 0)
+		rc = rpx__put(w->txn, x->db_meta, "compacted", &j->a, 8);
+	if (rc) {
+		px_filter_free(&f);
+		return rc;
+	}
+	px_filter_free(&x->filter);
+	x->filter = f;
+	x->st_applied = j->a;
+	x->st_zxid = j->zxid;
+	x->st_compacted = j->a;
+	x->st_taken = j->a;
+	*installed = 1;
+	/* the whole tree may have changed: fs/ drops what it caches */
+	struct zt_change c1 = {ZT_NODE_DATA_CHANGED, "/", j->zxid};
+	struct zt_change c2 = {ZT_NODE_CHILDREN_CHANGED, "/", j->zxid};
+	rpx__collect(x, &c1);
+	rpx__collect(x, &c2);
+	return 0;
+}
+
+static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
+			 uint64_t *persisted, int *installed)
+{
+	int rc = 0;
+
+	for (struct rpx_job *j = jobs; j && rc == 0; j = j->next) {
+		switch (j->type) {
+		case RPX_J_PERSIST:
+			rc = rpx__persist(x, w, j);
+			if (rc == 0 && j->a > *persisted)
+				*persisted = j->a;
+			break;
+		case RPX_J_APPLY:
+			rc = rpx__apply_slot(x, w, j->a, j->buf, (uint32_t)j->len);
+			break;
+		case RPX_J_ACK: {
+			struct rpx_item *it = rpx__item_take(x, j->a);
+			if (!it)
+				break;
+			if (j->status >= 0)
+				/* not applied by us: within a snapshot, or skipped as too old */
+				rpx__complete(x, it, it->nops ? -ETIMEDOUT : 0, x->st_zxid);
+			else
+				rpx__complete(x, it, j->status, 0);
+			break;
+		}
+		case RPX_J_REGISTER: {
+			struct rpx_item *it = j->item;
+			if (x->nitems + 1 > x->items_cap / 2 * 3 || !x->items_cap)
+				rc = rpx__items_grow(x);
+			if (rc) {
+				rpx__complete(x, it, rc, 0);
+				rc = 0;
+				break;
+			}
+			it->next = x->items[it->seq & (x->items_cap - 1)];
+			x->items[it->seq & (x->items_cap - 1)] = it;
+			x->nitems++;
+			j->item = NULL;
+			break;
+		}
+		case RPX_J_SNAP_BEGIN:
+			rc = zt_snap_stage_clear(w);
+			break;
+		case RPX_J_SNAP_DATA: {
+			long n = zt_snap_stage_put(w, j->buf, j->len);
+			rc = n < 0 ? (int)n : 0;
+			break;
+		}
+		case RPX_J_SNAP_END:
+			rc = rpx__snap_end(x, w, j, installed);
+			break;
+		case RPX_J_COMPACT:
+			if (j->a > x->st_applied)
+				j->a = x->st_applied;
+			if (j->a > x->st_compacted) {
+				rc = rpx__log_trim(x, w->txn, j->a);
+				if (rc == 0)
+					rc = rpx__put(w->txn, x->db_meta, "compacted", &j->a, 8);
+				if (rc == 0)
+					x->st_compacted = j->a;
+			}
+			break;
+		case RPX_J_FAIL_ALL:
+			for (uint32_t i = 0; i < x->items_cap; i++) {
+				struct rpx_item *it = x->items[i], *next;
+				x->items[i] = NULL;
+				for (; it; it = next) {
+					next = it->next;
+					rpx__complete(x, it, j->status, 0);
+				}
+			}
+			x->nitems = 0;
+			break;
+		case RPX_J_CLUSTER:
+			rc = rpx__put(w->txn, x->db_meta, "cluster", j->buf, RP_CLUSTER_LEN);
+			break;
+		}
+	}
+	return rc;
+}
+
+static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
+{
+	struct st_wtxn *w = NULL;
+	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
+	int installed = 0, rc;
+	uint8_t *fbuf = NULL;
+	size_t flen = 0;
+
+	x->chg.len = 0;
+	x->nchg = 0;
+	x->chg_err = 0;
+	x->cdone = NULL;
+	x->cdone_tail = &x->cdone;
+	if (x->st_failed) {
+		rc = -EIO;
+		goto fail;
+	}
+	rc = st_wbegin(x->env, &w);
+	if (rc)
+		goto fail;
+	rc = rpx__run_jobs(x, w, jobs, &persisted, &installed);
+	if (rc == 0 && x->st_applied != applied0) {
+		rc = rpx__put(w->txn, x->db_meta, "applied", &x->st_applied, 8);
+		flen = px_filter_size(&x->filter);
+		fbuf = malloc(flen ? flen : 1);
+		if (rc == 0 && !fbuf)
+			rc = -ENOMEM;
+		if (rc == 0)
+			rc = px_filter_encode(&x->filter, fbuf, flen);
+		if (rc == 0)
+			rc = rpx__put(w->txn, x->db_meta, "filter", fbuf, flen);
+	}
+	if (rc == 0)
+		rc = x->chg_err;
+	if (rc) {
+		st_wabort(w);
+		goto fail;
+	}
+	rc = st_wcommit(w);
+	if (rc)
+		goto fail;
+
+	__atomic_store_n(&x->applied_slot, x->st_applied, __ATOMIC_RELEASE);
+	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
+	if (installed)
+		__atomic_add_fetch(&x->snaps_installed, 1, __ATOMIC_RELAXED);
+	if (x->st_applied >= x->st_taken + x->cl.snapshot_every) {
+		taken = x->st_applied;
+		x->st_taken = taken;
+	}
+	pthread_mutex_lock(&x->back_lock);
+	if (persisted > x->back.persisted)
+		x->back.persisted = persisted;
+	if (installed) {
+		free(x->back.installed_filter);
+		x->back.installed = x->st_applied;
+		x->back.installed_filter = fbuf;
+		x->back.installed_flen = flen;
+		fbuf = NULL;
+	}
+	if (taken)
+		x->back.taken = taken;
+	pthread_mutex_unlock(&x->back_lock);
+	if (persisted || installed || taken)
+		rpx__wake(x);
+	free(fbuf);
+
+	if (x->on_change) {
+		const char *p = x->chg.p, *end = x->chg.p + x->chg.len;
+		while (p < end) {
+			struct zt_change ch;
+			ch.type = (enum zt_change_type)(unsigned char)p[0];
+			memcpy(&ch.zxid, p + 1, 8);
+			ch.path = p + 9;
+			x->on_change(x->change_arg, &ch);
+			p += 9 + strlen(p + 9) + 1;
+		}
+	}
+	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
+		next = it->cnext;
+		rpx__finish_item(it, it->status == 0);
+	}
+	goto out;
+fail:
+	free(fbuf);
+	if (!x->st_failed)
+		rpx__log(x, RP_LOG_ERROR, "storage failed (%s): this node stops persisting",
+			 strerror(-rc));
+	x->st_failed = 1;
+	pthread_mutex_lock(&x->back_lock);
+	x->back.failed = 1;
+	pthread_mutex_unlock(&x->back_lock);
+	/* completions collected for the failed commit: their results are not kept */
+	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
+		next = it->cnext;
+		if (it->status == 0 && it->nops)
+			zt_results_free(it->res, it->nops);
+		it->status = -EIO;
+		rpx__finish_item(it, 0);
+	}
+	for (struct rpx_job *j = jobs; j; j = j->next)
+		if (j->type == RPX_J_REGISTER && j->item) {
+			j->item->status = -EIO;
+			rpx__finish_item(j->item, 0);
+			j->item = NULL;
+		}
+	rpx__fail_all(x, -EIO);
+out:
+	while (jobs) {
+		struct rpx_job *next = jobs->next;
+		free(jobs);
+		jobs = next;
+	}
+}
+
+void *rpx__storage_main(void *arg)
+{
+	struct rpx *x = arg;
+
+	pthread_mutex_lock(&x->job_lock);
+	for (;;) {
+		struct rpx_job *jobs;
+		while (!x->job_head && !x->job_stop)
+			pthread_cond_wait(&x->job_cond, &x->job_lock);
+		if (!x->job_head)
+			break;
+		jobs = x->job_head;
+		x->job_head = NULL;
+		x->job_tail = &x->job_head;
+		pthread_mutex_unlock(&x->job_lock);
+		rpx__batch(x, jobs);
+		pthread_mutex_lock(&x->job_lock);
+	}
+	pthread_mutex_unlock(&x->job_lock);
+	rpx__fail_all(x, -ESHUTDOWN);
+	return NULL;
+}

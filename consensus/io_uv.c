@@ -1,0 +1,1069 @@
+/*
+ * io_uv: the loop thread of the Multi-Paxos replica and its rp.h entry points (see rp_paxos.h).
+ *
+ * One libuv loop runs the protocol core: frames from io_net (PX_EV_RECEIVE), the core's deadline
+ * (a uv timer, PX_EV_TICK), submissions from any thread (a queue + uv_async, PX_EV_SUBMIT) and
+ * what the storage thread made durable (PX_EV_PERSISTED, PX_EV_SNAPSHOT_INSTALLED/TAKEN). Each
+ * px_update is carried out in its order: records to persist and slots to apply go to the storage
+ * thread as jobs; messages leave at once, or are held until their persist seq is durable.
+ *
+ * Snapshots: the tree is durable in LMDB, so serving a snapshot request is a read snapshot of the
+ * tree, the filter and the applied slot (written together by the storage thread), streamed to the
+ * peer in chunks ("QSNP" frames, beside the core's "QPXM" ones) at the pace the connection takes.
+ * The receiver stages the chunks through the storage thread and installs them in one transaction.
+ *
+ * Time for the core is uv_now(): milliseconds, monotonic. Randomness comes from libsodium.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "consensus/rp_paxos.h"
+#include "store/zt_snap.h"
+
+#define RPX__MAX_OPS	 65536
+#define RPX__TXN_BYTES	 ((size_t)16 << 20)
+#define RPX__SNAP_MAGIC	 0x504e5351u /* "QSNP" */
+#define RPX__SNAP_HDR	 20u
+#define RPX__SNAP_CHUNK	 ((size_t)2 << 20)
+#define RPX__PUMP_MS	 2
+#define RPX__PUMP_CHUNKS 4
+#define RPX__HELD_MAX	 ((size_t)64 << 20) /* bytes held for persistence at most */
+
+enum { RPX__S_BEGIN = 1, RPX__S_DATA = 2, RPX__S_END = 3 };
+
+struct rpx_snd {
+	struct st_rtxn *r;
+	struct zt_snap_cursor cur;
+	uint32_t to; /* node id */
+	uint64_t xfer;
+	uint32_t idx;
+	uint64_t nrec;
+};
+
+static uint64_t rpx__rand(void)
+{
+	uint64_t r;
+	randombytes_buf(&r, sizeof r);
+	return r;
+}
+
+static void rpx__put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void rpx__put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t rpx__get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t rpx__get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void rpx__wake(struct rpx *x)
+{
+	pthread_mutex_lock(&x->back_lock);
+	if (!x->back.wake_closed)
+		uv_async_send(&x->wake);
+	pthread_mutex_unlock(&x->back_lock);
+}
+
+static int rpx__pxid(const struct rpx *x, uint32_t node)
+{
+	for (uint32_t i = 0; i < x->n; i++)
+		if (x->ids[i] == node)
+			return (int)i;
+	return -1;
+}
+
+/* ---- sending ---- */
+
+static int rpx__enc_reserve(struct rpx *x, size_t n)
+{
+	if (n <= x->enc_cap)
+		return 0;
+	uint8_t *p = realloc(x->enc, n);
+	if (!p)
+		return -ENOMEM;
+	x->enc = p;
+	x->enc_cap = n;
+	return 0;
+}
+
+/* Send or hold one of the core's messages. */
+static void rpx__send_msg(struct rpx *x, const struct px_out *o)
+{
+	size_t n = px_msg_size(&o->msg);
+	uint32_t to;
+	long len;
+
+	if (o->msg.to >= x->n)
+		return;
+	to = x->ids[o->msg.to];
+	if (o->wait_seq > x->persisted) {
+		struct rpx_held *h;
+		if (x->held_bytes + n > RPX__HELD_MAX)
+			return; /* the network is lossy: the core retries */
+		h = malloc(sizeof *h + n);
+		if (!h)
+			return;
+		len = px_msg_encode(&o->msg, h->body, n);
+		if (len < 0) {
+			free(h);
+			return;
+		}
+		h->next = NULL;
+		h->wait_seq = o->wait_seq;
+		h->to = to;
+		h->len = (size_t)len;
+		x->held_bytes += (size_t)len;
+		*x->held_tail = h;
+		x->held_tail = &h->next;
+		return;
+	}
+	if (rpx__enc_reserve(x, n))
+		return;
+	len = px_msg_encode(&o->msg, x->enc, n);
+	if (len > 0)
+		io_net_send(x->net, to, x->enc, (size_t)len);
+}
+
+/* Send the held messages whose persist seq is now durable (they are in seq order). */
+static void rpx__flush_held(struct rpx *x)
+{
+	while (x->held && x->held->wait_seq <= x->persisted) {
+		struct rpx_held *h = x->held;
+		x->held = h->next;
+		io_net_send(x->net, h->to, h->body, h->len);
+		x->held_bytes -= h->len;
+		free(h);
+	}
+	if (!x->held)
+		x->held_tail = &x->held;
+}
+
+/* ---- snapshots: sending ---- */
+
+static void rpx__snd_free(struct rpx *x, uint32_t p)
+{
+	struct rpx_snd *s = x->snd[p];
+	if (!s)
+		return;
+	st_rend(s->r);
+	free(s);
+	x->snd[p] = NULL;
+}
+
+static void rpx__snap_hdr(uint8_t *b, int kind, uint64_t xfer, uint32_t idx)
+{
+	rpx__put32(b, RPX__SNAP_MAGIC);
+	b[4] = (uint8_t)kind;
+	b[5] = b[6] = b[7] = 0;
+	rpx__put64(b + 8, xfer);
+	rpx__put32(b + 16, idx);
+}
+
+/* Serve a snapshot request: begin a transfer of our applied state to px node P. */
+static void rpx__snap_start(struct rpx *x, uint32_t p)
+{
+	struct rpx_snd *s;
+	struct zt_snap_state st;
+	uint64_t applied = 0;
+	MDB_val k = {6, "filter"}, v = {0, NULL}, ka = {7, "applied"}, va;
+	int rc;
+
+	if (p >= x->n || p == x->self || x->snd[p])
+		return;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return;
+	rc = st_rbegin(x->env, &s->r);
+	if (rc) {
+		free(s);
+		return;
+	}
+	x->snd[p] = s;
+	s->to = x->ids[p];
+	s->xfer = ++x->xfer_next;
+	rc = zt_snap_state(s->r, &st);
+	if (rc == 0 && mdb_get(s->r->txn, x->db_meta, &ka, &va) == 0 && va.mv_size == 8)
+		memcpy(&applied, va.mv_data, 8);
+	if (rc == 0) {
+		int g = mdb_get(s->r->txn, x->db_meta, &k, &v);
+		if (g == MDB_NOTFOUND)
+			v.mv_size = 0;
+		else if (g)
+			rc = -EIO;
+	}
+	if (rc || applied == 0 || rpx__enc_reserve(x, RPX__SNAP_HDR + 28 + v.mv_size)) {
+		rpx__snd_free(x, p);
+		return;
+	}
+	rpx__snap_hdr(x->enc, RPX__S_BEGIN, s->xfer, 0);
+	rpx__put64(x->enc + RPX__SNAP_HDR, applied);
+	rpx__put64(x->enc + RPX__SNAP_HDR + 8, st.last_zxid);
+	rpx__put64(x->enc + RPX__SNAP_HDR + 16, st.next_id);
+	rpx__put32(x->enc + RPX__SNAP_HDR + 24, (uint32_t)v.mv_size);
+	if (v.mv_size)
+		memcpy(x->enc + RPX__SNAP_HDR + 28, v.mv_data, v.mv_size);
+	if (io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + 28 + v.mv_size)) {
+		rpx__snd_free(x, p);
+		return;
+	}
+	rpx__log(x, RP_LOG_INFO,
+		 "sending a snapshot at slot %" PRIu64 " (zxid 0x%" PRIx64 ") to node %u", applied,
+		 st.last_zxid, s->to);
+	pthread_mutex_lock(&x->stat_lock);
+	x->stat.snaps_sent++;
+	pthread_mutex_unlock(&x->stat_lock);
+}
+
+static void rpx__pump_cb(uv_timer_t *t);
+
+/* Send the next chunks of every transfer, as far as the connections take them. */
+static void rpx__pump(struct rpx *x)
+{
+	int active = 0;
+
+	if (rpx__enc_reserve(x, RPX__SNAP_HDR + RPX__SNAP_CHUNK))
+		return;
+	for (uint32_t p = 0; p < x->n; p++) {
+		struct rpx_snd *s = x->snd[p];
+		for (int c = 0; s && c < RPX__PUMP_CHUNKS; c++) {
+			struct zt_snap_cursor save = s->cur;
+			size_t len;
+			long n;
+			int rc;
+			if (s->cur.done) {
+				rpx__snap_hdr(x->enc, RPX__S_END, s->xfer, s->idx);
+				rpx__put32(x->enc + RPX__SNAP_HDR, s->idx);
+				rpx__put64(x->enc + RPX__SNAP_HDR + 4, s->nrec);
+				rc = io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + 12);
+				if (rc == -ENOBUFS)
+					break;
+				rpx__snd_free(x, p);
+				s = NULL;
+				break;
+			}
+			n = zt_snap_export(s->r, &s->cur, x->enc + RPX__SNAP_HDR, RPX__SNAP_CHUNK,
+					   &len);
+			if (n < 0) {
+				rpx__snd_free(x, p);
+				s = NULL;
+				break;
+			}
+			if (n == 0)
+				continue; /* done: END next */
+			rpx__snap_hdr(x->enc, RPX__S_DATA, s->xfer, s->idx);
+			rc = io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + len);
+			if (rc == -ENOBUFS) {
+				s->cur = save;
+				break;
+			}
+			if (rc) {
+				rpx__snd_free(x, p);
+				s = NULL;
+				break;
+			}
+			s->idx++;
+			s->nrec += (uint64_t)n;
+		}
+		if (s)
+			active = 1;
+	}
+	if (active)
+		uv_timer_start(&x->pump, rpx__pump_cb, RPX__PUMP_MS, 0);
+}
+
+static void rpx__pump_cb(uv_timer_t *t)
+{
+	rpx__pump(t->data);
+}
+
+/* ---- the core ---- */
+
+static void rpx__stat_update(struct rpx *x)
+{
+	uint32_t l = px_leader(x->px);
+
+	pthread_mutex_lock(&x->stat_lock);
+	x->stat.role = px_role(x->px);
+	x->stat.leader = l < x->n ? x->ids[l] : 0;
+	x->stat.ballot = px_ballot(x->px);
+	x->stat.commit = px_commit(x->px);
+	x->stat.delivered = px_applied(x->px);
+	for (uint32_t i = 0; i < x->n; i++)
+		x->stat.up[i] = i == x->self ? 1 : io_net_connected(x->net, x->ids[i]);
+	pthread_mutex_unlock(&x->stat_lock);
+}
+
+static void rpx__timer_cb(uv_timer_t *t);
+
+/* Carry out U (see px_node.h), after pushing the REGISTER jobs of NEWS (submissions just given to
+ * the core) so that the storage thread knows them before any outcome. */
+static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_item *news)
+{
+	uint64_t now = uv_now(&x->loop);
+
+	while (news) {
+		struct rpx_item *next = news->next;
+		struct rpx_job *j = news->reg;
+		news->reg = NULL;
+		j->item = news;
+		rpx__job_push(x, j);
+		news = next;
+	}
+	if (u->persist_seq) {
+		size_t total = 0;
+		for (uint32_t i = 0; i < u->naccepted; i++)
+			total += u->accepted[i].len;
+		struct rpx_job *j =
+		    rpx__job_new(RPX_J_PERSIST, total + u->naccepted * sizeof(struct px_entry));
+		if (j) {
+			uint8_t *p = j->buf + u->naccepted * sizeof(struct px_entry);
+			j->a = u->persist_seq;
+			j->flags = (u->promise_changed ? RPX_P_PROMISE : 0) |
+				   (u->initialised_changed ? RPX_P_INIT : 0) |
+				   (u->commit_changed ? RPX_P_COMMIT : 0);
+			j->promised = u->promised;
+			j->commit = u->commit;
+			j->ents = (struct px_entry *)j->buf;
+			j->n = u->naccepted;
+			for (uint32_t i = 0; i < u->naccepted; i++) {
+				j->ents[i] = u->accepted[i];
+				if (u->accepted[i].len)
+					memcpy(p, u->accepted[i].data, u->accepted[i].len);
+				j->ents[i].data = p;
+				p += u->accepted[i].len;
+			}
+			rpx__job_push(x, j);
+		} else {
+			/* Cannot persist: the seq never becomes durable and what waits on it never
+			 * leaves. Record it as a storage failure of this node. */
+			rpx__log(x, RP_LOG_ERROR, "out of memory persisting acceptor state");
+			pthread_mutex_lock(&x->back_lock);
+			x->back.failed = 1;
+			pthread_mutex_unlock(&x->back_lock);
+		}
+	}
+	for (uint32_t i = 0; i < u->nmsgs; i++)
+		rpx__send_msg(x, &u->msgs[i]);
+	for (uint32_t i = 0; i < u->napply; i++) {
+		struct rpx_job *j = rpx__job_new(RPX_J_APPLY, u->apply[i].len);
+		if (!j) {
+			rpx__log(x, RP_LOG_ERROR, "out of memory applying slot %" PRIu64,
+				 u->apply[i].slot);
+			pthread_mutex_lock(&x->back_lock);
+			x->back.failed = 1;
+			pthread_mutex_unlock(&x->back_lock);
+			break;
+		}
+		j->a = u->apply[i].slot;
+		if (u->apply[i].len)
+			memcpy(j->buf, u->apply[i].value, u->apply[i].len);
+		rpx__job_push(x, j);
+	}
+	for (uint32_t i = 0; i < u->nacks; i++) {
+		struct rpx_job *j;
+		if (u->acks[i].client != x->client)
+			continue;
+		j = rpx__job_new(RPX_J_ACK, 0);
+		if (!j)
+			continue; /* the item then completes at close */
+		j->a = u->acks[i].seq;
+		j->b = u->acks[i].slot;
+		j->status = u->acks[i].status;
+		rpx__job_push(x, j);
+	}
+	for (uint32_t i = 0; i < u->nsnaps; i++)
+		rpx__snap_start(x, u->snaps[i].to);
+	if (u->nsnaps)
+		rpx__pump(x);
+	if (u->truncate > x->cl.snapshot_keep) {
+		struct rpx_job *j = rpx__job_new(RPX_J_COMPACT, 0);
+		if (j) {
+			j->a = u->truncate - x->cl.snapshot_keep;
+			rpx__job_push(x, j);
+		}
+	}
+	if (!x->stopping) {
+		uint64_t d = u->deadline > now ? u->deadline - now : 0;
+		uv_timer_start(&x->timer, rpx__timer_cb, d, 0);
+	}
+	rpx__stat_update(x);
+}
+
+/* Every registered submission completes with -ETIMEDOUT (outcome unknown). */
+static void rpx__fail_pending(struct rpx *x)
+{
+	struct rpx_job *j = rpx__job_new(RPX_J_FAIL_ALL, 0);
+	if (j) {
+		j->status = -ETIMEDOUT;
+		rpx__job_push(x, j);
+	}
+}
+
+static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news)
+{
+	struct px_update u;
+	int rc;
+
+	ev->now = uv_now(&x->loop);
+	ev->rand = rpx__rand();
+	if (x->px_dead) {
+		memset(&u, 0, sizeof u);
+		u.deadline = ev->now + 1000;
+		rpx__update(x, &u, news);
+		rpx__fail_pending(x);
+		return;
+	}
+	rc = px_step(x->px, ev, &u);
+	if (rc == -ENOMEM || rc == -ENOTRECOVERABLE) {
+		/* The core is unusable (px_node.h). Recreating it from stable storage needs the
+		 * storage queue drained first; until that exists the node stops taking part, as
+		 * after a crash, and its pending writes time out. */
+		rpx__log(x, RP_LOG_ERROR, "protocol core out of memory: this node stops");
+		x->px_dead = 1;
+		memset(&u, 0, sizeof u);
+		u.deadline = ev->now + 1000;
+		rpx__update(x, &u, news);
+		rpx__fail_pending(x);
+		return;
+	}
+	rpx__update(x, &u, news);
+}
+
+static void rpx__timer_cb(uv_timer_t *t)
+{
+	struct rpx *x = t->data;
+	struct px_event ev = {.type = PX_EV_TICK};
+	rpx__step(x, &ev, NULL);
+}
+
+/* ---- snapshots: receiving ---- */
+
+static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size_t len)
+{
+	uint64_t xfer;
+	uint32_t idx;
+	struct rpx_job *j;
+	int kind;
+
+	if (len < RPX__SNAP_HDR)
+		return;
+	kind = b[4];
+	xfer = rpx__get64(b + 8);
+	idx = rpx__get32(b + 16);
+	b += RPX__SNAP_HDR;
+	len -= RPX__SNAP_HDR;
+	switch (kind) {
+	case RPX__S_BEGIN: {
+		uint64_t slot;
+		if (len < 28)
+			return;
+		slot = rpx__get64(b);
+		if (slot <= px_applied(x->px) ||
+		    slot <= __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE) ||
+		    len != 28 + (size_t)rpx__get32(b + 24))
+			return;
+		j = rpx__job_new(RPX_J_SNAP_BEGIN, 0);
+		if (!j)
+			return;
+		rpx__job_push(x, j);
+		x->rcv.active = 1;
+		x->rcv.from = from;
+		x->rcv.xfer = xfer;
+		x->rcv.slot = slot;
+		x->rcv.idx = 0;
+		x->rcv.nrec = 0;
+		/* keep the state for the install, as the END job's payload */
+		free(x->rcv_begin);
+		x->rcv_begin = malloc(len);
+		if (!x->rcv_begin) {
+			x->rcv.active = 0;
+			return;
+		}
+		memcpy(x->rcv_begin, b, len);
+		x->rcv_begin_len = len;
+		rpx__log(x, RP_LOG_INFO, "receiving a snapshot at slot %" PRIu64 " from node %u",
+			 slot, from);
+		return;
+	}
+	case RPX__S_DATA:
+		if (!x->rcv.active || x->rcv.from != from || x->rcv.xfer != xfer ||
+		    x->rcv.idx != idx)
+			return;
+		j = rpx__job_new(RPX_J_SNAP_DATA, len);
+		if (!j) {
+			x->rcv.active = 0;
+			return;
+		}
+		memcpy(j->buf, b, len);
+		rpx__job_push(x, j);
+		x->rcv.idx++;
+		return;
+	case RPX__S_END:
+		if (!x->rcv.active || x->rcv.from != from || x->rcv.xfer != xfer || len < 12 ||
+		    rpx__get32(b) != x->rcv.idx)
+			return;
+		x->rcv.active = 0;
+		j = rpx__job_new(RPX_J_SNAP_END, x->rcv_begin_len - 28);
+		if (!j)
+			return;
+		j->a = rpx__get64(x->rcv_begin);
+		j->zxid = rpx__get64(x->rcv_begin + 8);
+		j->next_id = rpx__get64(x->rcv_begin + 16);
+		memcpy(j->buf, x->rcv_begin + 28, j->len);
+		rpx__job_push(x, j);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- io_net callbacks ---- */
+
+static void rpx__recv(void *arg, uint32_t from, const void *body, size_t len)
+{
+	struct rpx *x = arg;
+	const uint8_t *b = body;
+	struct px_msg m;
+	int p = rpx__pxid(x, from);
+
+	if (p < 0 || len < 4 || x->stopping)
+		return;
+	if (rpx__get32(b) == RPX__SNAP_MAGIC) {
+		rpx__snap_frame(x, from, b, len);
+		return;
+	}
+	if (px_msg_decode(b, len, &m, &x->scratch))
+		return;
+	if (m.from != (uint32_t)p || m.to != x->self)
+		return; /* an authenticated peer speaks only for itself */
+	struct px_event ev = {.type = PX_EV_RECEIVE, .msg = &m};
+	rpx__step(x, &ev, NULL);
+}
+
+static void rpx__peer(void *arg, uint32_t id, int up)
+{
+	struct rpx *x = arg;
+	rpx__log(x, RP_LOG_INFO, "peer %u %s", id, up ? "connected" : "disconnected");
+	if (x->px && !x->stopping)
+		rpx__stat_update(x);
+}
+
+static void rpx__net_log(void *arg, enum io_net_log_level level, const char *msg)
+{
+	struct rpx *x = arg;
+	rpx__log(x, (enum rp_log_level)level, "net: %s", msg);
+}
+
+static void rpx__cluster(void *arg, const uint8_t id[IO_NET_CLUSTER_LEN])
+{
+	struct rpx *x = arg;
+	struct rpx_job *j = rpx__job_new(RPX_J_CLUSTER, RP_CLUSTER_LEN);
+
+	if (!j)
+		return;
+	memcpy(x->cluster_id, id, RP_CLUSTER_LEN);
+	io_net_set_cluster_id(x->net, id);
+	memcpy(j->buf, id, RP_CLUSTER_LEN);
+	rpx__job_push(x, j);
+	rpx__log(x, RP_LOG_INFO, "learnt the cluster id from a peer");
+}
+
+/* ---- the wake-up: submissions, storage reports, stop ---- */
+
+static void rpx__close_handles(struct rpx *x)
+{
+	pthread_mutex_lock(&x->back_lock);
+	x->back.wake_closed = 1;
+	pthread_mutex_unlock(&x->back_lock);
+	for (uint32_t p = 0; p < x->n; p++)
+		rpx__snd_free(x, p);
+	io_net_close(x->net);
+	uv_close((uv_handle_t *)&x->timer, NULL);
+	uv_close((uv_handle_t *)&x->pump, NULL);
+	uv_close((uv_handle_t *)&x->wake, NULL);
+}
+
+static void rpx__wake_cb(uv_async_t *a)
+{
+	struct rpx *x = a->data;
+	struct rpx_item *items;
+	struct rpx_back b;
+	int closing;
+
+	pthread_mutex_lock(&x->back_lock);
+	b = x->back;
+	x->back.installed = 0;
+	x->back.installed_filter = NULL;
+	x->back.installed_flen = 0;
+	x->back.taken = 0;
+	pthread_mutex_unlock(&x->back_lock);
+	if (b.persisted > x->persisted) {
+		struct px_event ev = {.type = PX_EV_PERSISTED, .seq = b.persisted};
+		x->persisted = b.persisted;
+		rpx__flush_held(x);
+		rpx__step(x, &ev, NULL);
+	}
+	if (b.installed) {
+		struct px_filter f = {0};
+		struct px_event ev = {.type = PX_EV_SNAPSHOT_INSTALLED, .slot = b.installed};
+		if (px_filter_decode(&f, b.installed_filter, b.installed_flen) == 0)
+			ev.filter = &f;
+		rpx__log(x, RP_LOG_INFO, "installed a snapshot at slot %" PRIu64, b.installed);
+		rpx__step(x, &ev, NULL);
+		px_filter_free(&f);
+	}
+	free(b.installed_filter);
+	if (b.taken) {
+		struct px_event ev = {.type = PX_EV_SNAPSHOT_TAKEN, .slot = b.taken};
+		rpx__step(x, &ev, NULL);
+	}
+
+	pthread_mutex_lock(&x->sub_lock);
+	items = x->sub_head;
+	x->sub_head = NULL;
+	x->sub_tail = &x->sub_head;
+	closing = x->closing;
+	pthread_mutex_unlock(&x->sub_lock);
+	while (items && !x->stopping) {
+		struct px_sub subs[256];
+		struct rpx_item *first = items, *last = NULL;
+		uint32_t k = 0;
+		for (; items && k < 256; items = items->next) {
+			subs[k++] = (struct px_sub){.client = x->client,
+						    .seq = items->seq,
+						    .len = items->len,
+						    .data = items->value};
+			last = items;
+		}
+		last->next = NULL;
+		struct px_event ev = {.type = PX_EV_SUBMIT, .subs = subs, .nsubs = k};
+		rpx__step(x, &ev, first);
+	}
+	if (items)
+		rpx__update(x, &(struct px_update){0}, items); /* the storage thread fails them */
+	if (closing && !x->stopping) {
+		x->stopping = 1;
+		uv_timer_stop(&x->timer);
+		rpx__close_handles(x);
+	}
+}
+
+/* ---- the loop thread ---- */
+
+static void *rpx__loop_main(void *arg)
+{
+	struct rpx *x = arg;
+
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&x->loop);
+	return NULL;
+}
+
+/* ---- rp.h ---- */
+
+static int rpx__validate(const struct zt_op *ops, uint32_t nops)
+{
+	size_t size = 0;
+
+	if (!ops || nops == 0 || nops > RPX__MAX_OPS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < nops; i++) {
+		const struct zt_op *op = &ops[i];
+		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_RENAME || !op->path)
+			return -EINVAL;
+		if (op->type == ZT_OP_RENAME && !op->path2)
+			return -EINVAL;
+		if (op->len && !op->data)
+			return -EINVAL;
+		if (op->len > ZT_MAX_DATA)
+			return -EFBIG;
+		size_t pl = strnlen(op->path, ZT_PATH_MAX);
+		size_t p2l = op->type == ZT_OP_RENAME ? strnlen(op->path2, ZT_PATH_MAX) : 0;
+		if (pl >= ZT_PATH_MAX || p2l >= ZT_PATH_MAX)
+			return -EINVAL;
+		size +=
+		    sizeof(struct zt_op) + sizeof(struct zt_result) + pl + 1 + p2l + 1 + op->len;
+	}
+	return size > RPX__TXN_BYTES ? -EFBIG : 0;
+}
+
+static int rpx__queue(struct rpx *x, struct rpx_item *it)
+{
+	it->reg = rpx__job_new(RPX_J_REGISTER, 0);
+	if (!it->reg) {
+		free(it);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&x->sub_lock);
+	if (x->closing) {
+		pthread_mutex_unlock(&x->sub_lock);
+		free(it->reg);
+		free(it);
+		return -ESHUTDOWN;
+	}
+	it->seq = ++x->next_seq;
+	it->next = NULL;
+	*x->sub_tail = it;
+	x->sub_tail = &it->next;
+	uv_async_send(&x->wake); /* under the lock: the loop closes it only after seeing closing */
+	pthread_mutex_unlock(&x->sub_lock);
+	return 0;
+}
+
+static int64_t rpx__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An item with room for NOPS results and a value of RPX_V_HDR + BODY bytes. */
+static struct rpx_item *rpx__item_new(rp_done_cb cb, void *arg, uint32_t nops, unsigned kind,
+				      const void *body, size_t blen)
+{
+	size_t vlen = RPX_V_HDR + blen;
+	struct rpx_item *it;
+	int64_t t = rpx__now_ms();
+
+	it = calloc(1, sizeof *it + nops * sizeof(struct zt_result) + vlen);
+	if (!it)
+		return NULL;
+	it->cb = cb;
+	it->arg = arg;
+	it->nops = nops;
+	it->res = (struct zt_result *)(it + 1);
+	it->value = (uint8_t *)(it->res + nops);
+	it->len = (uint32_t)vlen;
+	it->value[0] = (uint8_t)kind;
+	memcpy(it->value + 1, &t, 8);
+	if (blen)
+		memcpy(it->value + RPX_V_HDR, body, blen);
+	return it;
+}
+
+static int rpx_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb,
+		      void *arg)
+{
+	struct rpx *x = (struct rpx *)rp;
+	struct rpx_item *it;
+	void *enc = NULL;
+	size_t elen = 0;
+	int rc = rpx__validate(ops, nops);
+
+	if (rc)
+		return rc;
+	rc = zt_ops_encode(ops, nops, &enc, &elen);
+	if (rc)
+		return rc;
+	it = rpx__item_new(cb, arg, nops, RPX_V_TXN, enc, elen);
+	free(enc);
+	if (!it)
+		return -ENOMEM;
+	return rpx__queue(x, it);
+}
+
+static int rpx_sync(struct rp *rp, rp_done_cb cb, void *arg)
+{
+	struct rpx *x = (struct rpx *)rp;
+	struct rpx_item *it = rpx__item_new(cb, arg, 0, RPX_V_SYNC, NULL, 0);
+
+	if (!it)
+		return -ENOMEM;
+	return rpx__queue(x, it);
+}
+
+static struct st_env *rpx_env(struct rp *rp)
+{
+	return ((struct rpx *)rp)->env;
+}
+
+static const char *rpx__role_name(enum px_role r)
+{
+	switch (r) {
+	case PX_LEADER:
+		return "leader";
+	case PX_CANDIDATE:
+		return "candidate";
+	case PX_LEARNER:
+		return "learner";
+	default:
+		return "follower";
+	}
+}
+
+static int rpx_status(struct rp *rp, char *buf, size_t cap)
+{
+	struct rpx *x = (struct rpx *)rp;
+	struct rpx_stat s;
+	size_t off = 0;
+	int n;
+
+	pthread_mutex_lock(&x->stat_lock);
+	s = x->stat;
+	pthread_mutex_unlock(&x->stat_lock);
+#define OUT(...)                                                                                   \
+	do {                                                                                       \
+		n = snprintf(off < cap ? buf + off : NULL, off < cap ? cap - off : 0,              \
+			     __VA_ARGS__);                                                         \
+		if (n < 0)                                                                         \
+			return n;                                                                  \
+		off += (size_t)n;                                                                  \
+	} while (0)
+	OUT("id=%u\nrole=%s\nleader=%u\nballot=%" PRIu64 ".%u\nchosen=%" PRIu64 "\ncommit=%" PRIu64
+	    "\napplied=0x%016" PRIx64 "\napplied_slot=%" PRIu64 "\nsnapshots_sent=%" PRIu64
+	    "\nsnapshots_installed=%" PRIu64 "\n",
+	    x->cl.self_id, rpx__role_name(s.role), s.leader, s.ballot >> 8,
+	    (unsigned)(s.ballot & 0xff) < x->n ? x->ids[s.ballot & 0xff] : 0, s.commit, s.commit,
+	    __atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE),
+	    __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE), s.snaps_sent,
+	    __atomic_load_n(&x->snaps_installed, __ATOMIC_RELAXED));
+	for (uint32_t i = 0; i < x->n; i++)
+		if (i != x->self)
+			OUT("peer.%u=%s\n", x->ids[i], s.up[i] ? "up" : "down");
+#undef OUT
+	if (cap && off >= cap)
+		buf[cap - 1] = '\0';
+	return (int)off;
+}
+
+static void rpx__free(struct rpx *x)
+{
+	while (x->held) {
+		struct rpx_held *h = x->held;
+		x->held = h->next;
+		x->held_bytes -= h->len;
+		free(h);
+	}
+	px_free(x->px);
+	px_msg_scratch_free(&x->scratch);
+	free(x->enc);
+	free(x->rcv_begin);
+	free(x->back.installed_filter);
+	px_filter_free(&x->filter);
+	free(x->items);
+	free(x->chg.p);
+	free(x->scratch_res);
+	if (x->env)
+		st_close(x->env);
+	pthread_cond_destroy(&x->job_cond);
+	pthread_mutex_destroy(&x->job_lock);
+	pthread_mutex_destroy(&x->sub_lock);
+	pthread_mutex_destroy(&x->back_lock);
+	pthread_mutex_destroy(&x->stat_lock);
+	free(x);
+}
+
+static void rpx_close(struct rp *rp)
+{
+	struct rpx *x = (struct rpx *)rp;
+
+	pthread_mutex_lock(&x->sub_lock);
+	x->closing = 1;
+	uv_async_send(&x->wake);
+	pthread_mutex_unlock(&x->sub_lock);
+	pthread_join(x->loop_thread, NULL);
+	pthread_mutex_lock(&x->job_lock);
+	x->job_stop = 1;
+	pthread_cond_signal(&x->job_cond);
+	pthread_mutex_unlock(&x->job_lock);
+	pthread_join(x->st_thread, NULL);
+	rpx__free(x);
+}
+
+static const struct rp_ops rpx__ops = {
+    .submit = rpx_submit,
+    .sync = rpx_sync,
+    .env = rpx_env,
+    .status = rpx_status,
+    .close = rpx_close,
+};
+
+static int rpx__check(const struct rp_cluster_config *cl, uint32_t ids[RP_MAX_PEERS],
+		      uint32_t *self)
+{
+	if (cl->npeers < 1 || cl->npeers > RP_MAX_PEERS || !(cl->npeers & 1))
+		return -EINVAL;
+	for (uint32_t i = 0; i < cl->npeers; i++) {
+		uint32_t id = cl->peers[i].id, j = i;
+		if (id < 1 || id > 255)
+			return -EINVAL;
+		while (j > 0 && ids[j - 1] > id) { /* insertion sort */
+			ids[j] = ids[j - 1];
+			j--;
+		}
+		ids[j] = id;
+	}
+	*self = UINT32_MAX;
+	for (uint32_t i = 0; i < cl->npeers; i++) {
+		if (i && ids[i] == ids[i - 1])
+			return -EINVAL;
+		if (ids[i] == cl->self_id)
+			*self = i;
+	}
+	return *self == UINT32_MAX ? -EINVAL : 0;
+}
+
+int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *cl, struct rp **out)
+{
+	struct rpx *x;
+	struct px_boot boot;
+	struct px_entry *ents = NULL;
+	uint8_t *arena = NULL;
+	struct io_net_config nc;
+	int rc, loop_ok = 0, st_started = 0;
+
+	if (!cfg || !cfg->data_dir || !cl || !out)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return -ENOMEM;
+	pthread_mutex_init(&x->sub_lock, NULL);
+	pthread_mutex_init(&x->job_lock, NULL);
+	pthread_cond_init(&x->job_cond, NULL);
+	pthread_mutex_init(&x->back_lock, NULL);
+	pthread_mutex_init(&x->stat_lock, NULL);
+	x->base.ops = &rpx__ops;
+	x->on_change = cfg->on_change;
+	x->change_arg = cfg->change_arg;
+	x->cl = *cl;
+	if (!x->cl.tick_ms)
+		x->cl.tick_ms = 50;
+	if (!x->cl.election_ticks)
+		x->cl.election_ticks = 10;
+	if (!x->cl.session_timeout_ms)
+		x->cl.session_timeout_ms = 10000;
+	if (!x->cl.write_timeout_ms)
+		x->cl.write_timeout_ms = 10000;
+	if (!x->cl.snapshot_every)
+		x->cl.snapshot_every = 10000;
+	if (!x->cl.snapshot_keep)
+		x->cl.snapshot_keep = 1000;
+	x->sub_tail = &x->sub_head;
+	x->job_tail = &x->job_head;
+	x->held_tail = &x->held;
+	while (!x->client)
+		x->client = rpx__rand();
+	rc = rpx__check(cl, x->ids, &x->self);
+	if (rc)
+		goto err;
+	x->n = cl->npeers;
+	rc = st_open(cfg->data_dir, cfg->st_flags, &x->env);
+	if (rc)
+		goto err;
+	rc = rpx__load(x, &boot, &ents, &arena);
+	if (rc)
+		goto err;
+
+	rc = -uv_loop_init(&x->loop);
+	if (rc) /* libuv errors are negative errno already */
+		rc = rc > 0 ? -rc : rc;
+	if (rc)
+		goto err;
+	loop_ok = 1;
+	uv_async_init(&x->loop, &x->wake, rpx__wake_cb);
+	x->wake.data = x;
+	uv_timer_init(&x->loop, &x->timer);
+	x->timer.data = x;
+	uv_timer_init(&x->loop, &x->pump);
+	x->pump.data = x;
+
+	struct px_config pc = {
+	    .id = x->self,
+	    .n = x->n,
+	    .heartbeat = x->cl.tick_ms,
+	    .election = (uint64_t)x->cl.tick_ms * x->cl.election_ticks,
+	    .submit_timeout = x->cl.write_timeout_ms,
+	    .keep_after_snapshot = x->cl.snapshot_keep,
+	};
+	uv_update_time(&x->loop);
+	rc = px_init(&x->px, &pc, &boot, uv_now(&x->loop), rpx__rand());
+	free(ents);
+	free(arena);
+	ents = NULL;
+	arena = NULL;
+	if (rc)
+		goto err;
+
+	memset(&nc, 0, sizeof nc);
+	nc.self_id = cl->self_id;
+	nc.npeers = cl->npeers;
+	for (uint32_t i = 0; i < cl->npeers; i++) {
+		nc.peers[i].id = cl->peers[i].id;
+		memcpy(nc.peers[i].host, cl->peers[i].host, sizeof nc.peers[i].host);
+		nc.peers[i].host[sizeof nc.peers[i].host - 1] = '\0';
+		nc.peers[i].port = cl->peers[i].port;
+	}
+	memcpy(nc.cluster_id, x->cluster_id, IO_NET_CLUSTER_LEN);
+	memcpy(nc.secret, cl->secret, IO_NET_SECRET_LEN);
+	nc.on_recv = rpx__recv;
+	nc.on_peer = rpx__peer;
+	nc.on_log = rpx__net_log;
+	nc.on_cluster = rpx__cluster;
+	nc.arg = x;
+	rc = io_net_start(&x->loop, &nc, &x->net);
+	if (rc)
+		goto err;
+
+	rc = -pthread_create(&x->st_thread, NULL, rpx__storage_main, x);
+	if (rc) {
+		io_net_close(x->net);
+		goto err;
+	}
+	st_started = 1;
+	/* first step: arms the timer */
+	{
+		struct px_event ev = {.type = PX_EV_TICK};
+		rpx__step(x, &ev, NULL);
+	}
+	rc = -pthread_create(&x->loop_thread, NULL, rpx__loop_main, x);
+	if (rc) {
+		io_net_close(x->net);
+		goto err;
+	}
+	*out = &x->base;
+	return 0;
+err:
+	free(ents);
+	free(arena);
+	if (loop_ok) {
+		uv_close((uv_handle_t *)&x->timer, NULL);
+		uv_close((uv_handle_t *)&x->pump, NULL);
+		uv_close((uv_handle_t *)&x->wake, NULL);
+		uv_run(&x->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&x->loop);
+	}
+	if (st_started) {
+		pthread_mutex_lock(&x->job_lock);
+		x->job_stop = 1;
+		pthread_cond_signal(&x->job_cond);
+		pthread_mutex_unlock(&x->job_lock);
+		pthread_join(x->st_thread, NULL);
+	}
+	x->net = NULL;
+	rpx__free(x);
+	return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * rp_paxos: private state of the Multi-Paxos replica (rp_open_paxos in rp.h), shared by its two
+ * threads' files:
+ *   io_uv.c    the loop thread: peer network (io_net_uv.h), the protocol core (px_node.h) fed with
+ *              frames, timers and submissions, snapshot transfers; and the rp.h entry points.
+ *   io_lmdb.c  the storage thread: one LMDB write transaction per batch of jobs (group commit):
+ *              acceptor records, chosen slots applied to the tree together with the applied slot
+ *              and the de-duplication filter, snapshot staging and install; then the callbacks.
+ *
+ * The loop thread hands work to the storage thread as jobs, in order (struct rpx_job on
+ * rpx.jobs); the storage thread reports back through struct rpx_back and wakes the loop.
+ *
+ * A submission's value (the opaque bytes of a px_sub), version 1:
+ *   u8 kind (RPX_V_TXN or RPX_V_SYNC), i64 time_ms (little-endian; the submitter's clock, so every
+ *   replica stores the same ctime/mtime), then for RPX_V_TXN the zt_ops_encode bytes.
+ */
+#ifndef QFS_CONSENSUS_RP_PAXOS_H
+#define QFS_CONSENSUS_RP_PAXOS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "consensus/io_net_uv.h"
+#include "consensus/px_node.h"
+#include "consensus/rp.h"
+#include "consensus/rp_impl.h"
+#include "store/st_lmdb.h"
+
+#define RPX_V_TXN  1u
+#define RPX_V_SYNC 2u
+#define RPX_V_HDR  9u
+
+/* One submission of this node (rp_submit / rp_sync), from the caller to its done callback.
+ * Owned by the submit queue, then by the storage thread (registered), which completes it. */
+struct rpx_item {
+	struct rpx_item *next; /* submit queue; then hash chain in the storage thread */
+	rp_done_cb cb;
+	void *arg;
+	uint64_t seq;
+	uint32_t nops;
+	struct zt_result *res; /* nops, inside this allocation */
+	uint8_t *value;	       /* inside this allocation */
+	uint32_t len;
+	uint64_t zxid;
+	int status;
+	struct rpx_item *cnext; /* completion list of one commit */
+	struct rpx_job *reg;	/* its RPX_J_REGISTER job, allocated at submission */
+};
+
+enum rpx_job_type {
+	RPX_J_PERSIST = 1, /* acceptor records of one px_update (persist seq a) */
+	RPX_J_APPLY,	   /* chosen slot a, value buf[0..len) */
+	RPX_J_ACK,	   /* px_ack for our seq a (slot b, status) */
+	RPX_J_REGISTER,	   /* item is now known to the core */
+	RPX_J_SNAP_BEGIN,  /* start staging a snapshot */
+	RPX_J_SNAP_DATA,   /* stage chunk buf[0..len) */
+	RPX_J_SNAP_END,	   /* install: slot a, state st, filter buf[0..len) */
+	RPX_J_COMPACT,	   /* delete stored log records for slots <= a */
+	RPX_J_CLUSTER,	   /* store cluster id buf[0..16) */
+	RPX_J_FAIL_ALL,	   /* complete every registered submission with status */
+};
+
+enum { RPX_P_PROMISE = 1, RPX_P_INIT = 2, RPX_P_COMMIT = 4 };
+
+struct rpx_job {
+	struct rpx_job *next;
+	enum rpx_job_type type;
+	uint64_t a, b;
+	int status;
+	unsigned flags;	       /* RPX_P_* */
+	uint64_t promised;     /* RPX_J_PERSIST */
+	uint64_t commit;       /* RPX_J_PERSIST */
+	struct px_entry *ents; /* RPX_J_PERSIST: n entries, data inside buf */
+	uint32_t n;
+	struct rpx_item *item;
+	uint64_t zxid, next_id; /* RPX_J_SNAP_END */
+	uint8_t *buf;
+	size_t len;
+};
+
+/* Storage thread -> loop thread; protected by rpx.back_lock. */
+struct rpx_back {
+	uint64_t persisted;	   /* highest durable persist seq */
+	uint64_t installed;	   /* a snapshot installed up to this slot (0: none new) */
+	uint8_t *installed_filter; /* its filter (px_filter_encode bytes), malloc'd */
+	size_t installed_flen;
+	uint64_t taken;	 /* a compaction point to report (0: none new) */
+	int failed;	 /* storage failed: the node stops persisting */
+	int wake_closed; /* the loop closed its wake-up handle */
+};
+
+/* Fields the status reads, written by the loop thread; protected by rpx.stat_lock. */
+struct rpx_stat {
+	enum px_role role;
+	uint32_t leader; /* node id (1..255), 0: none */
+	uint64_t ballot, commit, delivered;
+	int up[RP_MAX_PEERS];
+	uint64_t snaps_sent;
+};
+
+struct rpx_snd; /* a snapshot being sent (io_uv.c) */
+
+struct rpx {
+	struct rp base;
+	struct st_env *env;
+	rp_change_cb on_change;
+	void *change_arg;
+	struct rp_cluster_config cl;
+	uint32_t n;		    /* cluster size */
+	uint32_t self;		    /* px id */
+	uint32_t ids[RP_MAX_PEERS]; /* px id -> node id */
+	uint64_t client;	    /* this boot's client id (random, non-zero) */
+	MDB_dbi db_meta, db_log;    /* "px_meta", "px_log" */
+
+	/* submissions: caller threads -> loop */
+	pthread_mutex_t sub_lock;
+	struct rpx_item *sub_head, **sub_tail; /* protected by sub_lock */
+	uint64_t next_seq;		       /* protected by sub_lock */
+	int closing;			       /* protected by sub_lock */
+
+	/* jobs: loop -> storage thread */
+	pthread_mutex_t job_lock;
+	pthread_cond_t job_cond;
+	struct rpx_job *job_head, **job_tail; /* protected by job_lock */
+	int job_stop;			      /* protected by job_lock */
+
+	/* back: storage thread -> loop */
+	pthread_mutex_t back_lock;
+	struct rpx_back back; /* protected by back_lock */
+
+	pthread_mutex_t stat_lock;
+	struct rpx_stat stat; /* protected by stat_lock */
+
+	/* Counters, atomic. */
+	uint64_t applied_slot;
+	uint64_t applied_zxid;
+	uint64_t snaps_installed;
+
+	/* Loop thread. */
+	pthread_t loop_thread;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t timer;
+	uv_timer_t pump;
+	struct io_net *net;
+	struct px_node *px;
+	int started;	    /* 1 ok, < 0 failed to start; protected by job_lock, job_cond */
+	int stopping;	    /* loop only */
+	int px_dead;	    /* the core failed a step (-ENOMEM): it takes no more events */
+	uint64_t persisted; /* loop's view */
+	struct rpx_held *held, **held_tail;
+	size_t held_bytes;
+	struct px_msg_scratch scratch;
+	uint8_t *enc;
+	size_t enc_cap;
+	struct rpx_snd *snd[RP_MAX_PEERS];
+	uint64_t xfer_next;
+	struct {
+		int active;
+		uint32_t from;
+		uint64_t xfer, slot;
+		uint32_t idx;
+		uint64_t nrec;
+	} rcv;
+	uint8_t *rcv_begin; /* the BEGIN frame's body of the transfer being received */
+	size_t rcv_begin_len;
+	uint8_t cluster_id[RP_CLUSTER_LEN];
+
+	/* Storage thread. */
+	pthread_t st_thread;
+	struct px_filter filter;
+	uint64_t st_applied;   /* applied slot */
+	uint64_t st_zxid;      /* last zxid */
+	uint64_t st_compacted; /* stored log deleted up to */
+	uint64_t st_taken;     /* last compaction point reported */
+	int st_failed;
+	struct rpx_item **items; /* registered, by seq */
+	uint32_t items_cap, nitems;
+	struct rpx_item *cdone, **cdone_tail; /* completions of the current commit */
+	struct st__buf chg;		      /* changes of the current commit */
+	uint32_t nchg;
+	int chg_err;
+	struct zt_result *scratch_res;
+	uint32_t scratch_cap;
+};
+
+/* Held outgoing frame (waits for its persist seq). */
+struct rpx_held {
+	struct rpx_held *next;
+	uint64_t wait_seq;
+	uint32_t to; /* node id */
+	size_t len;
+	uint8_t body[];
+};
+
+/* io_lmdb.c */
+
+/* Open the px databases and read what px_init needs into *boot (entries malloc'd into *ents and
+ * *arena, the caller frees both). Also loads the filter, the applied slot and zxid, the cluster id.
+ * Runs on the opening thread before any other thread starts. 0, -EINVAL, -ENOMEM, -EIO. */
+int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8_t **arena);
+
+/* The storage thread's body. */
+void *rpx__storage_main(void *arg);
+
+/* Queue a job for the storage thread (loop thread only). */
+void rpx__job_push(struct rpx *x, struct rpx_job *j);
+
+/* Allocate a job with LEN bytes of buffer room (j->buf). NULL on -ENOMEM. */
+struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len);
+
+/* Log a line through cl.on_log. Any thread. */
+void rpx__log(struct rpx *x, enum rp_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* io_uv.c: wake the loop thread (any thread). */
+void rpx__wake(struct rpx *x);
+
+#endif

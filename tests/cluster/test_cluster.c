@@ -1,0 +1,788 @@
+/*
+ * The Multi-Paxos replica (rp_open_paxos) with 3 and 5 replicas in one process on 127.0.0.1: the
+ * same writes applied identically everywhere (whole tree dumps with stat), read-your-writes, sync,
+ * restart and catch-up, catch-up by snapshot after compaction, leader failover, a minority that
+ * times out and converges later, a wrong secret refused. Also rp_sync on rp_local.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "consensus/rp.h"
+#include "store/st.h"
+#include "store/zt.h"
+
+#define NMAX 5
+
+struct node {
+	char dir[256];
+	struct rp *rp;
+	struct rp_cluster_config cl;
+};
+
+struct cluster {
+	int n;
+	struct node nodes[NMAX];
+};
+
+static struct cluster C;
+static int verbose;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert(fd >= 0);
+	cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void on_log(void *arg, enum rp_log_level level, const char *msg)
+{
+	if (verbose || level >= RP_LOG_ERROR)
+		fprintf(stderr, "[node %d] %s\n", (int)(intptr_t)arg, msg);
+}
+
+/* A cluster of N nodes (ids 1..N), not yet open. */
+static void cl_init(int n, uint32_t snapshot_every, uint32_t snapshot_keep)
+{
+	const char *t = getenv("TMPDIR");
+	uint16_t ports[NMAX];
+
+	verbose = getenv("QFS_VERBOSE") != NULL;
+	memset(&C, 0, sizeof C);
+	C.n = n;
+	for (int i = 0; i < n; i++)
+		ports[i] = free_port();
+	for (int i = 0; i < n; i++) {
+		struct node *nd = &C.nodes[i];
+		snprintf(nd->dir, sizeof nd->dir, "%s/qfs-cl-XXXXXX", t ? t : "/tmp");
+		cr_assert_not_null(mkdtemp(nd->dir));
+		nd->cl.self_id = (uint32_t)i + 1;
+		nd->cl.npeers = (uint32_t)n;
+		for (int j = 0; j < n; j++) {
+			nd->cl.peers[j].id = (uint32_t)j + 1;
+			strcpy(nd->cl.peers[j].host, "127.0.0.1");
+			nd->cl.peers[j].port = ports[j];
+		}
+		memset(nd->cl.secret, 0x42, sizeof nd->cl.secret);
+		nd->cl.tick_ms = 20;
+		nd->cl.election_ticks = 8;
+		nd->cl.write_timeout_ms = 2000;
+		nd->cl.snapshot_every = snapshot_every;
+		nd->cl.snapshot_keep = snapshot_keep;
+		nd->cl.on_log = on_log;
+		nd->cl.log_arg = (void *)(intptr_t)(i + 1);
+	}
+}
+
+static void node_open(int i)
+{
+	struct rp_config cfg = {.data_dir = C.nodes[i].dir, .st_flags = ST_F_NOSYNC};
+	int rc = rp_open_paxos(&cfg, &C.nodes[i].cl, &C.nodes[i].rp);
+	cr_assert_eq(rc, 0, "rp_open_paxos(node %d): %s", i + 1, strerror(-rc));
+}
+
+static void node_close(int i)
+{
+	rp_close(C.nodes[i].rp);
+	C.nodes[i].rp = NULL;
+}
+
+static void cl_open_all(void)
+{
+	for (int i = 0; i < C.n; i++)
+		node_open(i);
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < C.n; i++) {
+		if (C.nodes[i].rp)
+			node_close(i);
+		rm_dir(C.nodes[i].dir);
+	}
+}
+
+TestSuite(cluster, .fini = teardown, .timeout = 120);
+
+/* ---- status ---- */
+
+/* The value of KEY in node I's status as a number (hex with 0x), or ~0 if absent. */
+static uint64_t stat_num(int i, const char *key)
+{
+	char buf[1024], pat[64];
+	const char *p;
+
+	rp_status(C.nodes[i].rp, buf, sizeof buf);
+	snprintf(pat, sizeof pat, "\n%s=", key);
+	if (strncmp(buf, pat + 1, strlen(pat + 1)) == 0)
+		p = buf + strlen(pat + 1);
+	else if ((p = strstr(buf, pat)))
+		p += strlen(pat);
+	else
+		return ~0ull;
+	return strtoull(p, NULL, 0);
+}
+
+static int stat_is(int i, const char *line)
+{
+	char buf[1024];
+	rp_status(C.nodes[i].rp, buf, sizeof buf);
+	return strstr(buf, line) != NULL;
+}
+
+/* Wait until some open node is leader and every open node knows it; returns its index. */
+static int wait_leader(unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	for (;;) {
+		int leader = -1, agree = 1;
+		for (int i = 0; i < C.n; i++)
+			if (C.nodes[i].rp && stat_is(i, "role=leader\n"))
+				leader = i;
+		if (leader >= 0)
+			for (int i = 0; i < C.n; i++)
+				if (C.nodes[i].rp && stat_num(i, "leader") != (uint64_t)leader + 1)
+					agree = 0;
+		if (leader >= 0 && agree)
+			return leader;
+		cr_assert_lt(now_ms(), end, "no leader within %u ms", timeout_ms);
+		sleep_ms(10);
+	}
+}
+
+/* ---- synchronous writes ---- */
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int status;
+	uint64_t zxid;
+	int err0;
+	int ryw; /* 1: the write was visible on the submitter's tree inside the callback */
+	struct st_env *env;
+	const char *path;
+	uint64_t t_done;
+};
+
+static void w_init(struct waiter *w, struct st_env *env, const char *path)
+{
+	memset(w, 0, sizeof *w);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->env = env;
+	w->path = path;
+}
+
+static void w_cb(void *arg, int status, uint64_t zxid, const struct zt_result *res, uint32_t nres)
+{
+	struct waiter *w = arg;
+	int ryw = 0;
+
+	if (status == 0 && w->path && nres && res[0].err == 0) {
+		/* read-your-writes: the submitter's own tree already holds it */
+		struct st_rtxn *r;
+		struct zt_node nd;
+		if (st_rbegin(w->env, &r) == 0) {
+			ryw = zt_get(r, w->path, &nd) == 0 && (uint64_t)nd.stat.mzxid == zxid;
+			st_rend(r);
+		}
+	}
+	pthread_mutex_lock(&w->mu);
+	w->status = status;
+	w->zxid = zxid;
+	w->err0 = status == 0 && nres ? res[0].err : 0;
+	w->ryw = ryw;
+	w->t_done = now_ms();
+	w->done = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void w_wait(struct waiter *w, unsigned timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (!w->done) {
+		int rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+		cr_assert_neq(rc, ETIMEDOUT, "no outcome within %u ms", timeout_ms);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void w_fini(struct waiter *w)
+{
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+}
+
+/* Submit one op at node I and wait for its outcome; returns status; *zxid, *err set. */
+static int put(int i, enum zt_op_type type, const char *path, const char *data, int *err,
+	       uint64_t *zxid)
+{
+	struct zt_op op = {.type = type, .path = path, .version = -1};
+	struct waiter w;
+	int rc;
+
+	if (data) {
+		op.data = data;
+		op.len = (uint32_t)strlen(data);
+	}
+	w_init(&w, rp_env(C.nodes[i].rp), type == ZT_OP_DELETE ? NULL : path);
+	rc = rp_submit(C.nodes[i].rp, &op, 1, w_cb, &w);
+	cr_assert_eq(rc, 0, "rp_submit: %s", strerror(-rc));
+	w_wait(&w, 15000);
+	if (err)
+		*err = w.err0;
+	if (zxid)
+		*zxid = w.zxid;
+	if (w.status == 0 && w.err0 == 0 && type != ZT_OP_DELETE)
+		cr_assert(w.ryw, "node %d acknowledged %s before applying it", i + 1, path);
+	rc = w.status;
+	w_fini(&w);
+	return rc;
+}
+
+static void create_ok(int i, const char *path, const char *data)
+{
+	int err = 0;
+	int rc = put(i, ZT_OP_CREATE, path, data, &err, NULL);
+	cr_assert_eq(rc, 0, "create %s at node %d: %s", path, i + 1, strerror(-rc));
+	cr_assert_eq(err, 0, "create %s at node %d: op error %d", path, i + 1, err);
+}
+
+/* ---- many concurrent writes ---- */
+
+struct many {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int left;
+	int failed;
+	int first_err;
+};
+
+static void many_cb(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		    uint32_t nres)
+{
+	struct many *m = arg;
+	pthread_mutex_lock(&m->mu);
+	if (status != 0 || (nres && res[0].err != 0 && res[0].err != ZT_ENODEEXISTS)) {
+		m->failed++;
+		if (!m->first_err)
+			m->first_err = status ? status : res[0].err;
+	}
+	m->left--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* At every open node, submit COUNT creates of /PREFIX<node>-<k> and sets of /shared, all at once;
+ * wait for every outcome; every one must succeed. */
+static void write_everywhere(const char *prefix, int count)
+{
+	struct many m = {.left = 0};
+	char path[64], data[64];
+
+	pthread_mutex_init(&m.mu, NULL);
+	pthread_cond_init(&m.cv, NULL);
+	for (int k = 0; k < count; k++)
+		for (int i = 0; i < C.n; i++) {
+			if (!C.nodes[i].rp)
+				continue;
+			struct zt_op ops[1];
+			snprintf(path, sizeof path, "/%s%d-%d", prefix, i + 1, k);
+			snprintf(data, sizeof data, "from %d, #%d", i + 1, k);
+			ops[0] = (struct zt_op){.type = k % 3 == 2 ? ZT_OP_SET : ZT_OP_CREATE,
+						.path = k % 3 == 2 ? "/shared" : path,
+						.version = -1,
+						.data = data,
+						.len = (uint32_t)strlen(data)};
+			pthread_mutex_lock(&m.mu);
+			m.left++;
+			pthread_mutex_unlock(&m.mu);
+			int rc = rp_submit(C.nodes[i].rp, ops, 1, many_cb, &m);
+			cr_assert_eq(rc, 0);
+		}
+	uint64_t end = now_ms() + 30000;
+	pthread_mutex_lock(&m.mu);
+	while (m.left > 0) {
+		pthread_mutex_unlock(&m.mu);
+		cr_assert_lt(now_ms(), end, "writes did not complete");
+		sleep_ms(5);
+		pthread_mutex_lock(&m.mu);
+	}
+	pthread_mutex_unlock(&m.mu);
+	cr_assert_eq(m.failed, 0, "%d writes failed, first: %d", m.failed, m.first_err);
+	pthread_mutex_destroy(&m.mu);
+	pthread_cond_destroy(&m.cv);
+}
+
+/* ---- tree dumps ---- */
+
+struct dump {
+	char *p;
+	size_t len, cap;
+	struct st_rtxn *r;
+};
+
+static void d_add(struct dump *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void d_add(struct dump *d, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(d->p + d->len, d->cap - d->len, fmt, ap);
+		va_end(ap);
+		if ((size_t)n < d->cap - d->len) {
+			d->len += (size_t)n;
+			return;
+		}
+		d->cap = d->cap * 2 + (size_t)n + 1024;
+		d->p = realloc(d->p, d->cap);
+		cr_assert_not_null(d->p);
+	}
+}
+
+static void d_node(struct dump *d, const char *path, const struct zt_node *n);
+
+struct d_child {
+	struct dump *d;
+	const char *parent;
+};
+
+static int d_child_cb(void *arg, const char *name, const struct zt_node *child)
+{
+	struct d_child *c = arg;
+	char path[ZT_PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", strcmp(c->parent, "/") ? c->parent : "", name);
+	d_node(c->d, path, child);
+	return 0;
+}
+
+static void d_node(struct dump *d, const char *path, const struct zt_node *n)
+{
+	const struct zt_stat *s = &n->stat;
+	d_add(d,
+	      "%s czxid=%" PRId64 " mzxid=%" PRId64 " pzxid=%" PRId64 " ctime=%" PRId64
+	      " mtime=%" PRId64 " v=%d cv=%d av=%d eph=%" PRId64 " len=%d nc=%d f=%u data=",
+	      path, s->czxid, s->mzxid, s->pzxid, s->ctime, s->mtime, s->version, s->cversion,
+	      s->aversion, s->ephemeral_owner, s->data_length, s->num_children, n->flags);
+	for (int i = 0; i < s->data_length; i++)
+		d_add(d, "%02x", ((const unsigned char *)n->data)[i]);
+	d_add(d, "\n");
+	struct d_child c = {d, path};
+	cr_assert_eq(zt_list(d->r, path, d_child_cb, &c), 0);
+}
+
+/* The whole tree of node I with every stat field and the data; caller frees. */
+static char *dump(int i, uint64_t *zxid)
+{
+	struct dump d = {.cap = 4096};
+	struct zt_node root;
+
+	d.p = malloc(d.cap);
+	cr_assert_not_null(d.p);
+	d.p[0] = '\0';
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[i].rp), &d.r), 0);
+	if (zxid)
+		*zxid = zt_last_zxid(d.r);
+	cr_assert_eq(zt_get(d.r, "/", &root), 0);
+	d_node(&d, "/", &root);
+	st_rend(d.r);
+	return d.p;
+}
+
+/* Wait until every open node has applied the same zxid, then compare the dumps byte for byte. */
+static void wait_converged(unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	for (;;) {
+		uint64_t z0 = ~0ull;
+		int same = 1;
+		for (int i = 0; i < C.n; i++) {
+			if (!C.nodes[i].rp)
+				continue;
+			uint64_t z = stat_num(i, "applied");
+			if (z0 == ~0ull)
+				z0 = z;
+			else if (z != z0)
+				same = 0;
+		}
+		if (same)
+			break;
+		if (now_ms() >= end) {
+			for (int i = 0; i < C.n; i++)
+				if (C.nodes[i].rp) {
+					char buf[1024];
+					rp_status(C.nodes[i].rp, buf, sizeof buf);
+					fprintf(stderr, "--- node %d\n%s", i + 1, buf);
+				}
+			cr_assert_fail("replicas did not converge within %u ms", timeout_ms);
+		}
+		sleep_ms(10);
+	}
+	char *ref = NULL;
+	int refi = -1;
+	for (int i = 0; i < C.n; i++) {
+		if (!C.nodes[i].rp)
+			continue;
+		char *d = dump(i, NULL);
+		if (!ref) {
+			ref = d;
+			refi = i;
+			continue;
+		}
+		cr_assert_str_eq(d, ref, "node %d and node %d differ", i + 1, refi + 1);
+		free(d);
+	}
+	free(ref);
+}
+
+static int count_children(int i, const char *path)
+{
+	struct st_rtxn *r;
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[i].rp), &r), 0);
+	cr_assert_eq(zt_get(r, path, &n), 0);
+	st_rend(r);
+	return n.stat.num_children;
+}
+
+/* ---- tests ---- */
+
+Test(cluster, three_nodes_apply_the_same_writes)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	wait_leader(10000);
+	create_ok(0, "/shared", "0");
+	write_everywhere("w", 30);
+	wait_converged(10000);
+	/* 3 nodes x 20 creates (every third write is a set of /shared), plus /shared */
+	cr_assert_eq(count_children(1, "/"), 3 * 20 + 1);
+	/* the timestamps travel in the log: equal everywhere (checked by the dumps) and sane */
+	struct st_rtxn *r;
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[2].rp), &r), 0);
+	cr_assert_eq(zt_get(r, "/w1-0", &n), 0);
+	cr_assert_gt(n.stat.ctime, (int64_t)1600000000000);
+	st_rend(r);
+	cr_assert(stat_is(0, "peer.2=up\n") && stat_is(0, "peer.3=up\n"));
+}
+
+Test(cluster, five_nodes_apply_the_same_writes)
+{
+	cl_init(5, 0, 0);
+	cl_open_all();
+	wait_leader(10000);
+	create_ok(4, "/shared", "0");
+	write_everywhere("f", 12);
+	wait_converged(10000);
+	cr_assert_eq(count_children(0, "/"), 5 * 8 + 1);
+}
+
+Test(cluster, writes_are_read_your_writes_and_fifo)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int f = (leader + 1) % 3;
+	uint64_t z1, z2;
+	int err;
+	/* put() checks that the callback saw its own write on the submitter's tree */
+	cr_assert_eq(put(f, ZT_OP_CREATE, "/a", "1", &err, &z1), 0);
+	cr_assert_eq(err, 0);
+	cr_assert_eq(put(f, ZT_OP_SET, "/a", "2", &err, &z2), 0);
+	cr_assert_eq(err, 0);
+	cr_assert_gt(z2, z1);
+	/* a deterministic rejection is an outcome, not a failure */
+	cr_assert_eq(put(f, ZT_OP_CREATE, "/a", "x", &err, NULL), 0);
+	cr_assert_eq(err, ZT_ENODEEXISTS);
+	wait_converged(10000);
+}
+
+Test(cluster, sync_sees_writes_made_elsewhere)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int other = (leader + 1) % 3;
+	uint64_t z;
+	create_ok(leader, "/s", "v");
+	z = 0;
+	struct waiter w;
+	w_init(&w, NULL, NULL);
+	cr_assert_eq(rp_sync(C.nodes[other].rp, w_cb, &w), 0);
+	w_wait(&w, 10000);
+	cr_assert_eq(w.status, 0);
+	struct st_rtxn *r;
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[other].rp), &r), 0);
+	cr_assert_eq(zt_get(r, "/s", &n), 0, "sync returned before /s was applied here");
+	z = zt_last_zxid(r);
+	st_rend(r);
+	cr_assert_geq(w.zxid, (uint64_t)n.stat.czxid);
+	cr_assert_geq(z, w.zxid);
+	w_fini(&w);
+}
+
+Test(cluster, restarted_node_catches_up)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int victim = (leader + 2) % 3;
+	create_ok(leader, "/shared", "0");
+	node_close(victim);
+	write_everywhere("r", 15);
+	char *before = dump(leader, NULL);
+	node_open(victim);
+	wait_converged(15000);
+	char *after = dump(victim, NULL);
+	cr_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	cr_assert_eq(stat_num(victim, "snapshots_installed"), 0);
+	/* and it takes writes again */
+	create_ok(victim, "/back", "1");
+	wait_converged(10000);
+}
+
+Test(cluster, compaction_forces_a_snapshot_install)
+{
+	char path[32];
+	cl_init(3, 10, 3);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int victim = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	create_ok(victim, "/old", "from before");
+	node_close(victim);
+	/* one write at a time: one slot each, well past the compaction interval */
+	for (int k = 0; k < 80; k++) {
+		snprintf(path, sizeof path, "/s%d", k);
+		create_ok(leader, path, "x");
+	}
+	node_open(victim);
+	wait_converged(20000);
+	cr_assert_geq(stat_num(victim, "snapshots_installed"), 1);
+	cr_assert_geq(stat_num(leader, "snapshots_sent"), 1);
+	cr_assert_eq(count_children(victim, "/"), 82);
+	/* after the install the node applies the log as usual, and writes through it work */
+	create_ok(victim, "/after", "y");
+	wait_converged(10000);
+	/* the installed state survives a restart */
+	node_close(victim);
+	node_open(victim);
+	wait_converged(15000);
+}
+
+Test(cluster, leader_close_elects_a_new_leader_and_writes_resume)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int old = wait_leader(10000);
+	create_ok(old, "/shared", "0");
+	write_everywhere("a", 6);
+	node_close(old);
+	uint64_t t0 = now_ms();
+	int nl = wait_leader(10000);
+	cr_assert_neq(nl, old);
+	create_ok((nl + 1) % 3 == old ? (nl + 2) % 3 : (nl + 1) % 3, "/after-failover", "1");
+	uint64_t t = now_ms() - t0;
+	cr_log_info("writes resumed %" PRIu64 " ms after the leader closed", t);
+	cr_assert_lt(t, 5000);
+	write_everywhere("b", 6);
+	node_open(old);
+	wait_converged(15000);
+}
+
+Test(cluster, minority_writes_time_out_then_converge)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int lone = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	wait_converged(10000);
+	for (int i = 0; i < 3; i++)
+		if (i != lone)
+			node_close(i);
+	/* reads still work on the lone node */
+	char *d = dump(lone, NULL);
+	cr_assert(strstr(d, "/shared ") != NULL);
+	free(d);
+	uint64_t t0 = now_ms();
+	int rc = put(lone, ZT_OP_CREATE, "/lonely", "?", NULL, NULL);
+	uint64_t t = now_ms() - t0;
+	cr_assert_eq(rc, -ETIMEDOUT, "got %d", rc);
+	cr_assert_lt(t, 2000 + 1500, "took %" PRIu64 " ms", t);
+	cr_assert_geq(t, 1500);
+	for (int i = 0; i < 3; i++)
+		if (i != lone)
+			node_open(i);
+	wait_leader(10000);
+	/* the outcome of /lonely was unknown: it may or may not exist, the same everywhere */
+	create_ok(lone, "/healed", "1");
+	wait_converged(15000);
+}
+
+Test(cluster, a_node_with_the_wrong_secret_is_refused)
+{
+	cl_init(3, 0, 0);
+	C.nodes[2].cl.secret[0] ^= 1;
+	C.nodes[2].cl.write_timeout_ms = 1000;
+	cl_open_all();
+	/* nodes 1 and 2 form a majority; node 3 is never connected */
+	uint64_t end = now_ms() + 10000;
+	while (!(stat_is(0, "role=leader\n") || stat_is(1, "role=leader\n")))
+		cr_assert_lt(now_ms(), end, "no leader among the nodes holding the secret");
+	create_ok(0, "/ok", "1");
+	cr_assert(stat_is(0, "peer.3=down\n"));
+	cr_assert(stat_is(1, "peer.3=down\n"));
+	cr_assert(stat_is(2, "peer.1=down\n") && stat_is(2, "peer.2=down\n"));
+	int rc = put(2, ZT_OP_CREATE, "/intruder", "x", NULL, NULL);
+	cr_assert_eq(rc, -ETIMEDOUT);
+	struct st_rtxn *r;
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[0].rp), &r), 0);
+	cr_assert_eq(zt_get(r, "/intruder", &n), -ENOENT);
+	st_rend(r);
+	cr_assert_eq(stat_num(2, "applied"), 0);
+}
+
+Test(cluster, status_reports_role_and_peers)
+{
+	char buf[1024];
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	create_ok(leader, "/x", "1");
+	wait_converged(10000);
+	rp_status(C.nodes[leader].rp, buf, sizeof buf);
+	cr_assert(strstr(buf, "role=leader\n"), "%s", buf);
+	cr_assert(strstr(buf, "applied=0x"), "%s", buf);
+	cr_assert(strstr(buf, "ballot="), "%s", buf);
+	cr_assert(strstr(buf, "chosen="), "%s", buf);
+	int need = rp_status(C.nodes[leader].rp, buf, 8);
+	cr_assert_gt(need, 8);
+	cr_assert_eq(strlen(buf), 7);
+}
+
+Test(cluster, bad_configs_are_refused)
+{
+	struct rp *rp = NULL;
+	cl_init(3, 0, 0);
+	struct rp_config cfg = {.data_dir = C.nodes[0].dir, .st_flags = ST_F_NOSYNC};
+	struct rp_cluster_config cl = C.nodes[0].cl;
+	cl.npeers = 2;
+	cr_assert_eq(rp_open_paxos(&cfg, &cl, &rp), -EINVAL);
+	cl = C.nodes[0].cl;
+	cl.self_id = 7;
+	cr_assert_eq(rp_open_paxos(&cfg, &cl, &rp), -EINVAL);
+	cl = C.nodes[0].cl;
+	cl.peers[1].id = 1;
+	cr_assert_eq(rp_open_paxos(&cfg, &cl, &rp), -EINVAL);
+	/* a data directory written by the single-node replica is not a cluster member */
+	struct rp *l;
+	cr_assert_eq(rp_open_local(&cfg, &l), 0);
+	struct waiter w;
+	struct zt_op op = {.type = ZT_OP_CREATE, .path = "/local", .version = -1};
+	w_init(&w, rp_env(l), "/local");
+	cr_assert_eq(rp_submit(l, &op, 1, w_cb, &w), 0);
+	w_wait(&w, 10000);
+	w_fini(&w);
+	rp_close(l);
+	cr_assert_eq(rp_open_paxos(&cfg, &C.nodes[0].cl, &rp), -EINVAL);
+}
+
+/* rp_sync on the single-node replica: completes after what was queued before it. */
+Test(cluster, local_sync_follows_the_queue)
+{
+	struct rp *l;
+	struct waiter w[3];
+	struct zt_op op1 = {.type = ZT_OP_CREATE, .path = "/q1", .version = -1};
+	struct zt_op op2 = {.type = ZT_OP_CREATE, .path = "/q2", .version = -1};
+	cl_init(1, 0, 0);
+	struct rp_config cfg = {.data_dir = C.nodes[0].dir, .st_flags = ST_F_NOSYNC};
+	cr_assert_eq(rp_open_local(&cfg, &l), 0);
+	w_init(&w[0], rp_env(l), "/q1");
+	w_init(&w[1], rp_env(l), "/q2");
+	w_init(&w[2], NULL, NULL);
+	cr_assert_eq(rp_submit(l, &op1, 1, w_cb, &w[0]), 0);
+	cr_assert_eq(rp_submit(l, &op2, 1, w_cb, &w[1]), 0);
+	cr_assert_eq(rp_sync(l, w_cb, &w[2]), 0);
+	w_wait(&w[2], 10000);
+	cr_assert_eq(w[2].status, 0);
+	pthread_mutex_lock(&w[1].mu);
+	cr_assert(w[0].done && w[1].done, "sync completed before earlier writes");
+	pthread_mutex_unlock(&w[1].mu);
+	cr_assert_eq(w[2].zxid, w[1].zxid);
+	rp_close(l);
+	for (int i = 0; i < 3; i++)
+		w_fini(&w[i]);
+}
+
+/* A single-node cluster works too (npeers = 1). */
+Test(cluster, one_node_cluster)
+{
+	cl_init(1, 0, 0);
+	cl_open_all();
+	wait_leader(10000);
+	create_ok(0, "/solo", "1");
+}
