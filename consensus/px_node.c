@@ -285,6 +285,8 @@ static uint64_t this_seq(const struct px_node *nd)
 static uint64_t wait_seq(const struct px_node *nd)
 {
 	uint64_t cur = nd->recs.n || nd->rec_promise || nd->rec_init ? this_seq(nd) : nd->pseq;
+	if (BUG(PX_BUG_REPLY_BEFORE_PERSIST))
+		return 0;
 	return cur > nd->persisted ? cur : 0;
 }
 
@@ -1127,8 +1129,11 @@ static void learn_commit(struct px_node *nd, uint64_t commit, uint64_t ballot)
 
 static void maybe_graduate(struct px_node *nd)
 {
-	if (nd->role != PX_LEARNER || !nd->hello_done || nd->leader == NONE ||
-	    nd->leader_ballot <= nd->hello_ballot || nd->commit + 1 < nd->leader_lstart)
+	if (nd->role != PX_LEARNER || !nd->hello_done)
+		return;
+	if (!BUG(PX_BUG_LEARNER_VOTES_EARLY) &&
+	    (nd->leader == NONE || nd->leader_ballot <= nd->hello_ballot ||
+	     nd->commit + 1 < nd->leader_lstart))
 		return;
 	if (nd->leader_ballot > nd->promised) {
 		nd->promised = nd->leader_ballot;

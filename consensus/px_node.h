@@ -79,6 +79,8 @@ enum {
 	PX_BUG_ACCEPT_BELOW_PROMISE = 1u << 0, /* acceptor ignores P2b's "not lower than promise" */
 	PX_BUG_FORGET_PROMISE = 1u << 1,       /* px_init drops the stored promise */
 	PX_BUG_SKIP_REPROPOSE = 1u << 2,       /* new leader fills recovered slots with no-ops */
+	PX_BUG_REPLY_BEFORE_PERSIST = 1u << 3, /* replies leave before their records are durable */
+	PX_BUG_LEARNER_VOTES_EARLY = 1u << 4,  /* an empty-disk node votes once peers answered */
 };
 extern unsigned px_debug_bugs;
 #endif

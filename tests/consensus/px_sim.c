@@ -8,7 +8,8 @@
  * the seed and the command that replays it (PX_SIM_TRACE=1 adds a trace). PX_SIM_SEED=S runs only
  * seed S. --oom P (test builds) makes one of the core's allocations fail in P per mille of the
  * steps of the faulty phase; the node is then re-created from its disk. With --bug NAME
- * (accept-below-promise, forget-promise, skip-repropose; test builds only): switches that
+ * (accept-below-promise, forget-promise, skip-repropose, reply-before-persist,
+ * learner-votes-early; test builds only): switches that
  * deliberate protocol bug on and succeeds only if the simulator reports a violation within B
  * scenarios, printing how many it took; PX_SIM_BUG=NAME PX_SIM_SEED=S replays one of them.
  */
@@ -29,6 +30,10 @@ static unsigned bug_of(const char *name)
 		return PX_BUG_FORGET_PROMISE;
 	if (!strcmp(name, "skip-repropose"))
 		return PX_BUG_SKIP_REPROPOSE;
+	if (!strcmp(name, "reply-before-persist"))
+		return PX_BUG_REPLY_BEFORE_PERSIST;
+	if (!strcmp(name, "learner-votes-early"))
+		return PX_BUG_LEARNER_VOTES_EARLY;
 #endif
 	(void)name;
 	return 0;

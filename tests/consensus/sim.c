@@ -395,8 +395,8 @@ static void apply_slot(struct sim *s, uint32_t i, const struct px_apply *a)
 		return;
 	}
 	if (!r->chosen)
-		violation(s, "node %u applies slot %llu that no majority accepted", i,
-			  (unsigned long long)a->slot);
+		violation(s, "SAFETY: node %u applies slot %llu that no majority accepted durably",
+			  i, (unsigned long long)a->slot);
 	else if (r->chosen_vh != vh)
 		violation(s, "SAFETY: node %u applies in slot %llu a value that was not chosen", i,
 			  (unsigned long long)a->slot);
