@@ -33,6 +33,7 @@
 #define RPX__SNAP_CHUNK	 ((size_t)2 << 20)
 #define RPX__PUMP_MS	 2
 #define RPX__PUMP_CHUNKS 4
+#define RPX__RCV_IDLE_MS 2000 /* a transfer without a frame for this long may be replaced */
 #define RPX__HELD_MAX	 ((size_t)64 << 20) /* bytes held for persistence at most */
 
 enum { RPX__S_BEGIN = 1, RPX__S_DATA = 2, RPX__S_END = 3 };
@@ -480,6 +481,9 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size
 		if (len < 28)
 			return;
 		slot = rpx__get64(b);
+		if (x->rcv.active && slot <= x->rcv.slot &&
+		    uv_now(&x->loop) < x->rcv.last + RPX__RCV_IDLE_MS)
+			return; /* one that covers as much is arriving: let it finish */
 		if (slot <= px_applied(x->px) ||
 		    slot <= __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE) ||
 		    len != 28 + (size_t)rpx__get32(b + 24))
@@ -494,6 +498,7 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size
 		x->rcv.slot = slot;
 		x->rcv.idx = 0;
 		x->rcv.nrec = 0;
+		x->rcv.last = uv_now(&x->loop);
 		/* keep the state for the install, as the END job's payload */
 		free(x->rcv_begin);
 		x->rcv_begin = malloc(len);
@@ -519,6 +524,7 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size
 		memcpy(j->buf, b, len);
 		rpx__job_push(x, j);
 		x->rcv.idx++;
+		x->rcv.last = uv_now(&x->loop);
 		return;
 	case RPX__S_END:
 		if (!x->rcv.active || x->rcv.from != from || x->rcv.xfer != xfer || len < 12 ||

@@ -162,6 +162,7 @@ struct rpx {
 		uint64_t xfer, slot;
 		uint32_t idx;
 		uint64_t nrec;
+		uint64_t last; /* uv_now() of its last frame */
 	} rcv;
 	uint8_t *rcv_begin; /* the BEGIN frame's body of the transfer being received */
 	size_t rcv_begin_len;

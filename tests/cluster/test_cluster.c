@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +41,7 @@ struct cluster {
 
 static struct cluster C;
 static int verbose;
+static unsigned st_flags = ST_F_NOSYNC; /* QFS_CL_FSYNC=1 in the environment: real fsyncs */
 
 static uint64_t now_ms(void)
 {
@@ -52,17 +56,29 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A port that is free now and outside the kernel's ephemeral range, so that the outgoing
+ * connections of nodes already running cannot take it before its node listens on it. */
 static uint16_t free_port(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert(fd >= 0);
-	cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	close(fd);
-	return ntohs(a.sin_port);
+	static unsigned next;
+	if (!next)
+		next = 20000 + (unsigned)(getpid() * 7919u + now_ms()) % 10000;
+	for (int tries = 0; tries < 1000; tries++) {
+		uint16_t port = (uint16_t)(20000 + (next++ % 12000));
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_port = htons(port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int one = 1;
+		cr_assert(fd >= 0);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	cr_assert_fail("no free port");
+	return 0;
 }
 
 static void rm_dir(const char *dir)
@@ -83,10 +99,13 @@ static void rm_dir(const char *dir)
 	rmdir(dir);
 }
 
+static uint64_t now_ms(void);
+
 static void on_log(void *arg, enum rp_log_level level, const char *msg)
 {
 	if (verbose || level >= RP_LOG_ERROR)
-		fprintf(stderr, "[node %d] %s\n", (int)(intptr_t)arg, msg);
+		fprintf(stderr, "%" PRIu64 " [node %d] %s\n", now_ms() % 100000, (int)(intptr_t)arg,
+			msg);
 }
 
 /* A cluster of N nodes (ids 1..N), not yet open. */
@@ -96,6 +115,7 @@ static void cl_init(int n, uint32_t snapshot_every, uint32_t snapshot_keep)
 	uint16_t ports[NMAX];
 
 	verbose = getenv("QFS_VERBOSE") != NULL;
+	st_flags = getenv("QFS_CL_FSYNC") ? 0 : ST_F_NOSYNC;
 	memset(&C, 0, sizeof C);
 	C.n = n;
 	for (int i = 0; i < n; i++)
@@ -124,7 +144,7 @@ static void cl_init(int n, uint32_t snapshot_every, uint32_t snapshot_keep)
 
 static void node_open(int i)
 {
-	struct rp_config cfg = {.data_dir = C.nodes[i].dir, .st_flags = ST_F_NOSYNC};
+	struct rp_config cfg = {.data_dir = C.nodes[i].dir, .st_flags = st_flags};
 	int rc = rp_open_paxos(&cfg, &C.nodes[i].cl, &C.nodes[i].rp);
 	cr_assert_eq(rc, 0, "rp_open_paxos(node %d): %s", i + 1, strerror(-rc));
 }
@@ -422,9 +442,14 @@ static void d_node(struct dump *d, const char *path, const struct zt_node *n)
 	      " mtime=%" PRId64 " v=%d cv=%d av=%d eph=%" PRId64 " len=%d nc=%d f=%u data=",
 	      path, s->czxid, s->mzxid, s->pzxid, s->ctime, s->mtime, s->version, s->cversion,
 	      s->aversion, s->ephemeral_owner, s->data_length, s->num_children, n->flags);
-	for (int i = 0; i < s->data_length; i++)
-		d_add(d, "%02x", ((const unsigned char *)n->data)[i]);
-	d_add(d, "\n");
+	d_add(d, "%*s\n", 2 * s->data_length, ""); /* room for the hex, filled in below */
+	char *hex = d->p + d->len - 1 - 2 * (size_t)s->data_length;
+	for (int i = 0; i < s->data_length; i++) {
+		static const char digits[] = "0123456789abcdef";
+		unsigned char c = ((const unsigned char *)n->data)[i];
+		hex[2 * i] = digits[c >> 4];
+		hex[2 * i + 1] = digits[c & 15];
+	}
 	struct d_child c = {d, path};
 	cr_assert_eq(zt_list(d->r, path, d_child_cb, &c), 0);
 }
@@ -785,4 +810,250 @@ Test(cluster, one_node_cluster)
 	cl_open_all();
 	wait_leader(10000);
 	create_ok(0, "/solo", "1");
+}
+
+/* The cluster id chosen at first start is stored everywhere; a node of another cluster is refused
+ * at the handshake. */
+Test(cluster, a_node_of_another_cluster_is_refused)
+{
+	cl_init(3, 0, 0);
+	node_open(0);
+	node_open(1);
+	uint64_t end = now_ms() + 10000;
+	while (!(stat_is(0, "role=leader\n") || stat_is(1, "role=leader\n")))
+		cr_assert_lt(now_ms(), end, "no leader");
+	create_ok(1, "/ours", "1");
+	memset(C.nodes[2].cl.cluster_id, 0x77, RP_CLUSTER_LEN);
+	C.nodes[2].cl.write_timeout_ms = 1000;
+	node_open(2);
+	cr_assert_eq(put(2, ZT_OP_CREATE, "/theirs", "x", NULL, NULL), -ETIMEDOUT);
+	cr_assert(stat_is(0, "peer.3=down\n"));
+	cr_assert_eq(stat_num(2, "applied"), 0);
+	/* the two members kept the id node 1 chose: reopened, they still form the cluster */
+	node_close(2);
+	node_close(0);
+	node_close(1);
+	node_open(0);
+	node_open(1);
+	end = now_ms() + 10000;
+	while (!(stat_is(0, "role=leader\n") || stat_is(1, "role=leader\n")))
+		cr_assert_lt(now_ms(), end, "no leader after reopening");
+	create_ok(0, "/again", "1");
+	/* node 3's directory now belongs to cluster 0x77..: it must not join ours either way */
+	memset(C.nodes[2].cl.cluster_id, 0, RP_CLUSTER_LEN);
+	node_open(2);
+	cr_assert_eq(put(2, ZT_OP_CREATE, "/theirs2", "x", NULL, NULL), -ETIMEDOUT);
+	cr_assert(stat_is(0, "peer.3=down\n"));
+}
+
+/* A node that lost its disk comes back with an empty directory and join = 1: it must not vote
+ * before it is safe (a learner), catches up, then serves writes again. */
+Test(cluster, a_node_that_lost_its_disk_rejoins_as_a_learner)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int victim = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	write_everywhere("d", 6);
+	wait_converged(10000);
+	node_close(victim);
+	rm_dir(C.nodes[victim].dir);
+	cr_assert_eq(mkdir(C.nodes[victim].dir, 0700), 0);
+	C.nodes[victim].cl.join = 1;
+	node_open(victim);
+	cr_assert(stat_is(victim, "role=learner\n") || stat_is(victim, "role=follower\n"));
+	wait_converged(15000);
+	uint64_t end = now_ms() + 15000;
+	while (!stat_is(victim, "role=follower\n"))
+		cr_assert_lt(now_ms(), end, "the learner never became a voter");
+	create_ok(victim, "/rejoined", "1");
+	wait_converged(10000);
+}
+
+/* Writes per second through 3 in-process replicas (ASan build, no fsync): figures for the log. */
+Test(cluster, throughput_figure)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	wait_leader(10000);
+	create_ok(0, "/shared", "0");
+	uint64_t t0 = now_ms();
+	write_everywhere("t", 600); /* 1800 writes, submitted at all three nodes at once */
+	uint64_t t = now_ms() - t0;
+	cr_log_info("1800 writes across 3 replicas in %" PRIu64 " ms: %.0f writes/s (%s)", t,
+		    1800.0 * 1000 / (double)(t ? t : 1), st_flags ? "no fsync" : "fsync");
+	/* one at a time at a follower: the latency of forward + phase 2 + apply */
+	int leader = wait_leader(10000);
+	int f = (leader + 1) % 3;
+	char path[32];
+	t0 = now_ms();
+	for (int k = 0; k < 200; k++) {
+		snprintf(path, sizeof path, "/one%d", k);
+		create_ok(f, path, "x");
+	}
+	t = now_ms() - t0;
+	cr_log_info("200 sequential writes at a follower in %" PRIu64 " ms: %.2f ms each", t,
+		    (double)t / 200);
+	wait_converged(15000);
+}
+
+/* A snapshot bigger than one chunk (2 MiB): many DATA frames, staged, then installed at once. */
+Test(cluster, a_big_snapshot_travels_in_chunks)
+{
+	static char big[300 * 1024];
+	char path[32];
+	cl_init(3, 8, 2);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int victim = (leader + 2) % 3;
+	node_close(victim);
+	for (size_t i = 0; i < sizeof big - 1; i++)
+		big[i] = (char)('a' + i % 26);
+	for (int k = 0; k < 30; k++) {
+		snprintf(path, sizeof path, "/big%d", k);
+		big[0] = (char)('A' + k % 26);
+		create_ok(leader, path, big);
+	}
+	if (verbose)
+		fprintf(stderr, "%" PRIu64 " writes done\n", now_ms() % 100000);
+	node_open(victim);
+	wait_converged(30000);
+	cr_assert_geq(stat_num(victim, "snapshots_installed"), 1);
+}
+
+/* ---- a real crash: the leader is a child process killed with SIGKILL under a write load ---- */
+
+static pid_t child = -1;
+
+static void kill_child(void)
+{
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		child = -1;
+	}
+}
+
+struct load {
+	int node;
+	int count;
+	int *status; /* per write, 1 = pending */
+	pthread_mutex_t mu;
+	int left;
+};
+
+struct load_one {
+	struct load *l;
+	int k;
+};
+
+static void load_cb(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		    uint32_t nres)
+{
+	struct load_one *o = arg;
+	pthread_mutex_lock(&o->l->mu);
+	o->l->status[o->k] = status == 0 && nres && res[0].err ? res[0].err : status;
+	o->l->left--;
+	pthread_mutex_unlock(&o->l->mu);
+	free(o);
+}
+
+static void *load_main(void *arg)
+{
+	struct load *l = arg;
+	char path[32];
+	for (int k = 0; k < l->count; k++) {
+		struct load_one *o = malloc(sizeof *o);
+		cr_assert_not_null(o);
+		o->l = l;
+		o->k = k;
+		snprintf(path, sizeof path, "/load%d", k);
+		struct zt_op op = {.type = ZT_OP_CREATE, .path = path, .version = -1};
+		cr_assert_eq(rp_submit(C.nodes[l->node].rp, &op, 1, load_cb, o), 0);
+		sleep_ms(2);
+	}
+	return NULL;
+}
+
+Test(cluster, sigkill_of_the_leader_under_load_loses_no_acknowledged_write, .fini = kill_child)
+{
+	cl_init(3, 0, 0);
+	/* node 3 runs in a child process and times out first: it becomes the leader */
+	C.nodes[0].cl.election_ticks = C.nodes[1].cl.election_ticks = 40;
+	C.nodes[2].cl.election_ticks = 4;
+	C.nodes[0].cl.write_timeout_ms = C.nodes[1].cl.write_timeout_ms = 5000;
+	fflush(NULL);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct rp *rp;
+		struct rp_config cfg = {.data_dir = C.nodes[2].dir, .st_flags = 0};
+		if (rp_open_paxos(&cfg, &C.nodes[2].cl, &rp))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	node_open(0);
+	node_open(1);
+	uint64_t end = now_ms() + 15000;
+	while (stat_num(0, "leader") != 3 || stat_num(1, "leader") != 3)
+		cr_assert_lt(now_ms(), end, "node 3 did not become the leader");
+	create_ok(0, "/before", "1");
+
+	struct load l = {.node = 0, .count = 300};
+	l.status = calloc((size_t)l.count, sizeof *l.status);
+	cr_assert_not_null(l.status);
+	for (int k = 0; k < l.count; k++)
+		l.status[k] = 1;
+	l.left = l.count;
+	pthread_mutex_init(&l.mu, NULL);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, load_main, &l), 0);
+	sleep_ms(200);
+	kill_child(); /* the leader dies mid-load, without any chance to clean up */
+	uint64_t t_kill = now_ms();
+	pthread_join(th, NULL);
+	end = now_ms() + 30000;
+	for (;;) {
+		pthread_mutex_lock(&l.mu);
+		int left = l.left;
+		pthread_mutex_unlock(&l.mu);
+		if (!left)
+			break;
+		cr_assert_lt(now_ms(), end, "%d writes without an outcome", left);
+		sleep_ms(10);
+	}
+	int leader = wait_leader(10000);
+	cr_assert_neq(leader, 2);
+	cr_log_info("new leader: node %d, %" PRIu64 " ms after the kill", leader + 1,
+		    now_ms() - t_kill);
+	int acked = 0, timedout = 0;
+	for (int k = 0; k < l.count; k++) {
+		cr_assert(l.status[k] == 0 || l.status[k] == -ETIMEDOUT, "write %d: %d", k,
+			  l.status[k]);
+		acked += l.status[k] == 0;
+		timedout += l.status[k] == -ETIMEDOUT;
+	}
+	cr_log_info("%d acknowledged, %d timed out", acked, timedout);
+	cr_assert_gt(acked, 0);
+	/* the killed node restarts from its directory (fsync'd) and catches up */
+	node_open(2);
+	create_ok(2, "/after", "1");
+	wait_converged(20000);
+	for (int i = 0; i < 3; i++) {
+		struct st_rtxn *r;
+		char path[32];
+		cr_assert_eq(st_rbegin(rp_env(C.nodes[i].rp), &r), 0);
+		for (int k = 0; k < l.count; k++) {
+			struct zt_node n;
+			snprintf(path, sizeof path, "/load%d", k);
+			if (l.status[k] == 0)
+				cr_assert_eq(zt_get(r, path, &n), 0,
+					     "acknowledged %s is missing on node %d", path, i + 1);
+		}
+		st_rend(r);
+	}
+	pthread_mutex_destroy(&l.mu);
+	free(l.status);
 }
