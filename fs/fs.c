@@ -471,8 +471,8 @@ void fs_on_change(void *arg, const struct zt_change *ch)
 /* ------------------------------------------------------------------ open files */
 
 enum fs__fh_type {
-	FS__FH_NODE = 1,
-	FS__FH_STATUS = 2,
+	FS__FH_NODE = 1, /* writable: the descriptor's content, committed on every write */
+	FS__FH_SNAP = 2, /* read-only: one version of the data (or .zk/status), taken at open */
 };
 
 struct fs__wreq;
@@ -491,6 +491,8 @@ struct fs__fh {
 	int released;	   /* protected by lock: the kernel released it; last commit frees */
 	struct fs__wreq *wait_head; /* protected by lock: writes waiting for the one in flight */
 	struct fs__wreq *wait_tail; /* protected by lock */
+	atomic_int refs; /* SNAP: the kernel's handle + reads replying from buf (a RELEASE can
+			    arrive while the reply that satisfied the read is still returning) */
 };
 
 static struct fs__fh *fs__fh_new(enum fs__fh_type type, struct fs__inode *in)
@@ -501,6 +503,7 @@ static struct fs__fh *fs__fh_new(enum fs__fh_type type, struct fs__inode *in)
 		return NULL;
 	fh->type = type;
 	fh->in = in;
+	atomic_init(&fh->refs, 1);
 	pthread_mutex_init(&fh->lock, NULL);
 	return fh;
 }
@@ -831,8 +834,8 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 		} else if (c->op == FS__N_CREATE) {
 			c->fh->in = in;
 			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
-			c->fi.direct_io = 0;
-			c->fi.keep_cache = 0;
+			c->fi.direct_io = 1; /* as in fs_open */
+			c->fi.keep_cache = 1;
 			c->fi.noflush = !c->fh->trunc_pending;
 			if (fuse_reply_create(c->req, &e, &c->fi) != 0)
 				fs__fh_free(c->fh);
@@ -1400,7 +1403,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rv = -EACCES;
 			goto err;
 		}
-		fh = fs__fh_new(FS__FH_STATUS, p.in);
+		fh = fs__fh_new(FS__FH_SNAP, p.in);
 		if (!fh) {
 			rv = -ENOMEM;
 			goto err;
@@ -1410,6 +1413,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto err;
 		fi->fh = (uint64_t)(uintptr_t)fh;
 		fi->direct_io = 1;
+		fi->keep_cache = 1;
 		fi->noflush = 1;
 		fuse_reply_open(req, fi);
 		return;
@@ -1417,18 +1421,41 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rv = fs__read(fs, &p, &r, &n);
 	if (rv != 0)
 		goto err;
-	/* Keep the kernel's pages when they are of this very version (they are also dropped
-	 * after every change). */
-	pthread_mutex_lock(&fs->it.lock);
-	fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
-	p.in->open_mzxid = n.stat.mzxid;
-	pthread_mutex_unlock(&fs->it.lock);
-	if (acc == O_RDONLY) {
-		/* Read-only: no handle; reads come from the tree (or the page cache). */
+	if (acc == O_RDONLY && fs->cfg.read_cache) {
+		/* Page-cache reads (--read-cache): no handle; keep the kernel's pages when they
+		 * are of this very version (they are also dropped after every change). */
+		pthread_mutex_lock(&fs->it.lock);
+		fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
+		p.in->open_mzxid = n.stat.mzxid;
+		pthread_mutex_unlock(&fs->it.lock);
 		st_rend(r);
 		fi->fh = 0;
 		fi->noflush = 1;
 		fuse_reply_open(req, fi);
+		return;
+	}
+	if (acc == O_RDONLY) {
+		/* Read-only: the descriptor reads one version, copied here, past the page cache.
+		 * Writers (and the kernel's own bookkeeping for O_TRUNC opens, which zeroes the
+		 * cached size) change the page cache before a commit is known; readers that
+		 * bypass it see only committed versions, whole: the old value or the new one. */
+		fh = fs__fh_new(FS__FH_SNAP, p.in);
+		if (!fh || (n.stat.data_length > 0 && !(fh->buf = malloc(n.stat.data_length)))) {
+			st_rend(r);
+			rv = -ENOMEM;
+			goto err;
+		}
+		fs__copy(fh->buf, n.data, n.stat.data_length);
+		fh->len = n.stat.data_length;
+		st_rend(r);
+		fi->fh = (uint64_t)(uintptr_t)fh;
+		fi->direct_io = 1;
+		/* It does not use the page cache, so it need not drop it either (which would
+		 * wait for the page a write in flight holds locked). */
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		if (fuse_reply_open(req, fi) != 0)
+			fs__fh_free(fh);
 		return;
 	}
 	fh = fs__fh_new(FS__FH_NODE, p.in);
@@ -1455,13 +1482,17 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	st_rend(r);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	/* Writes go through the page cache (write-through: no writeback cache, each write(2) is
-	 * sent at once and answered once committed). Not direct_io: the kernel splits a direct
-	 * write whose user buffer spans more than max_pages (256) pages, so a 1 MiB - 1 write
-	 * from an unaligned buffer would arrive as two requests (two versions); through the
-	 * page cache it is split by file offset only, and a write at offset 0 of up to 1 MiB is
-	 * one request. */
-	fi->direct_io = 0;
+	/* Writes bypass the page cache (direct_io): the kernel sends each write(2) straight from
+	 * the caller's buffer, and it is answered once committed. Measured alternative: through
+	 * the page cache (write-through), two processes writing one node with O_TRUNC made the
+	 * kernel send a page of zeros in place of written data (a corrupt committed value), and
+	 * readers saw uncommitted or half-written pages. The price: the kernel hands at most 256
+	 * pages of the caller's buffer to one request, so a single write of more than 1,044,481
+	 * bytes arrives as two requests (two versions) unless the buffer is page-aligned
+	 * (quorumctl set uses one). Only --read-cache readers use the page cache for data; each
+	 * commit invalidates it, so there is nothing to drop at open. */
+	fi->direct_io = 1;
+	fi->keep_cache = 1;
 	fi->noflush = !fh->trunc_pending;
 	if (fuse_reply_open(req, fi) != 0)
 		fs__fh_free(fh);
@@ -1482,13 +1513,16 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs__pin p;
 	int rv;
 
-	if (fh && fh->type == FS__FH_STATUS) {
-		size_t len = fh->len;
+	if (fh && fh->type == FS__FH_SNAP) {
+		size_t len = fh->len; /* immutable for SNAP handles */
 
-		if ((size_t)off >= len)
+		atomic_fetch_add(&fh->refs, 1);
+		if (off < 0 || (size_t)off >= len)
 			fuse_reply_buf(req, NULL, 0);
 		else
 			fuse_reply_buf(req, fh->buf + off, size < len - off ? size : len - off);
+		if (atomic_fetch_sub(&fh->refs, 1) == 1)
+			fs__fh_free(fh);
 		return;
 	}
 	if (fh) {
@@ -1566,6 +1600,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pending = fh->type == FS__FH_NODE && fh->trunc_pending;
 		now = !pending && !fh->busy && !fh->wait_head;
 		pthread_mutex_unlock(&fh->lock);
+		if (now && fh->type == FS__FH_SNAP)
+			now = atomic_fetch_sub(&fh->refs, 1) == 1;
 	}
 	if (pending) {
 		/* Every close skipped the commit (the opener held another descriptor of the node

@@ -29,6 +29,9 @@ struct fs_config {
 	double cache_timeout; /* seconds the kernel may cache entries and attributes; exact anyway,
 				 because every committed change invalidates what it touched */
 	const char *mountpoint; /* absolute; identifies our descriptors in /proc/PID/fdinfo */
+	int read_cache;		/* read-only opens use the page cache (keep_cache): faster repeated
+				   reads, but a read racing a write may see a mix; default off:
+				   each read-only open reads one committed version */
 	uid_t uid;		/* owner shown for every file (the mount's owner) */
 	gid_t gid;
 };

@@ -36,6 +36,7 @@ struct options {
 	int fuse_debug;
 	enum fs_log_level log_level;
 	double cache_timeout;
+	int read_cache;
 	unsigned max_threads;
 	char *fuse_opts; /* comma-separated -o options, malloc'd */
 	/* The cluster issue adds: const char *cluster_id; const char *peers; unsigned node_id; */
@@ -47,6 +48,7 @@ enum {
 	OPT_CACHE_TIMEOUT,
 	OPT_THREADS,
 	OPT_FUSE_DEBUG,
+	OPT_READ_CACHE,
 	OPT_VERSION,
 };
 
@@ -58,6 +60,7 @@ static const struct option long_options[] = {
     {"cache-timeout", required_argument, NULL, OPT_CACHE_TIMEOUT},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"fuse-debug", no_argument, NULL, OPT_FUSE_DEBUG},
+    {"read-cache", no_argument, NULL, OPT_READ_CACHE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -83,6 +86,10 @@ static void usage(FILE *f)
 	    "  --cache-timeout SECS  how long the kernel may cache names and attributes; they are\n"
 	    "                        invalidated on every change anyway (default 3600)\n"
 	    "  --threads N           most FUSE worker threads (default 16)\n"
+	    "  --read-cache          serve repeated reads from the kernel's page cache: about\n"
+	    "                        3x faster cat loops, but a read racing a write of the same\n"
+	    "                        node may see a mix of both (default: every read-only open\n"
+	    "                        reads one committed version, whole)\n"
 	    "  --fuse-debug          trace every FUSE request (libfuse's -d)\n"
 	    "  -h, --help            this text\n"
 	    "  --version             print the version\n");
@@ -141,6 +148,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 				fprintf(stderr, "quorumfs: bad --threads '%s'\n", optarg);
 				return -1;
 			}
+			break;
+		case OPT_READ_CACHE:
+			o->read_cache = 1;
 			break;
 		case OPT_FUSE_DEBUG:
 			o->fuse_debug = 1;
@@ -300,6 +310,7 @@ int main(int argc, char **argv)
 	{
 		struct fs_config fcfg = {.cache_timeout = o.cache_timeout,
 					 .mountpoint = mnt,
+					 .read_cache = o.read_cache,
 					 .uid = getuid(),
 					 .gid = getgid()};
 

@@ -16,7 +16,8 @@ qfs_cleanup() {
 	local rc=$? m p
 	trap - EXIT INT TERM
 	for m in "${QFS_MNTS[@]}"; do
-		if mountpoint -q "$m" 2>/dev/null; then
+		# (a daemon that died leaves a mount that mountpoint(1) cannot stat: use /proc/mounts)
+		if in_mounts "$m"; then
 			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 		fi
 	done
@@ -26,11 +27,14 @@ qfs_cleanup() {
 		wait_gone "$p" 5 || kill -KILL "$p" 2>/dev/null
 	done
 	for m in "${QFS_EXTRA_MNTS[@]:-}"; do
-		[[ -n "$m" ]] && mountpoint -q "$m" 2>/dev/null && umount -l "$m" 2>/dev/null
+		[[ -n "$m" ]] && in_mounts "$m" && umount -l "$m" 2>/dev/null
 	done
 	[[ -n "$T" && -d "$T" ]] && rm -rf "$T"
 	exit "$rc"
 }
+
+# in_mounts DIR: DIR is a mount point according to /proc/mounts (works for dead FUSE mounts).
+in_mounts() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 
 qfs_init() {
 	QFS=$1
