@@ -523,6 +523,7 @@ enum fs__wtype {
 };
 
 struct fs__wreq {
+	struct fs__job job; /* --read-cache: the reply, queued behind its commit's invalidations */
 	struct fs__wreq *next;
 	struct fs *fs;
 	struct fs__fh *fh;
@@ -565,6 +566,11 @@ static void fs__wreq_reply(struct fs__wreq *w)
 
 static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 		       uint32_t nres);
+
+static void fs__wreq_job(struct fs__job *job)
+{
+	fs__wreq_reply((struct fs__wreq *)job);
+}
 
 /*
  * Build the descriptor's next content for W and submit it. fh->lock held, fh not busy.
@@ -675,9 +681,15 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	fs__w_next(fh);
 	free_fh = fh->released && !fh->busy && !fh->wait_head;
 	pthread_mutex_unlock(&fh->lock);
-	/* Replied right here, never behind an invalidation: the kernel holds the written page
-	 * locked until this reply, and invalidating it would wait for that lock. */
-	fs__wreq_reply(w);
+	if (w->err == 0 && w->fs->cfg.read_cache) {
+		/* Page-cache readers: answer only once the pages this commit made stale are
+		 * dropped (on_change queued that before this callback), so that a read after
+		 * write() returns sees the new data. Direct writes hold no page locks, so the
+		 * invalidation cannot wait for this reply. */
+		fs__queue_push(&w->fs->qinode, &w->job);
+	} else {
+		fs__wreq_reply(w);
+	}
 	if (free_fh)
 		fs__fh_free(fh);
 }
@@ -695,6 +707,7 @@ static void fs__w_submit(fuse_req_t req, struct fs__fh *fh, enum fs__wtype type,
 		return;
 	}
 	w->fs = fs;
+	w->job.run = fs__wreq_job;
 	w->fh = fh;
 	w->ino = fh->in->ino;
 	w->kind = fh->in->kind;
