@@ -334,6 +334,7 @@ static int fs__still_open(struct fs *fs, pid_t tgid, uint64_t ino)
 
 /* ------------------------------------------------------------------ invalidations */
 
+/* An invalidation job: owned by the queue that runs it (no lock needed). */
 struct fs__inval {
 	struct fs__job job;
 	struct fs *fs;
@@ -522,6 +523,8 @@ enum fs__wtype {
 	FS__W_RELEASE = 4, /* the last close, O_TRUNC still pending: commit empty, free the fh */
 };
 
+/* A commit of a descriptor's content. Owned by one thread at a time (no lock): the handler, the
+ * fh's wait queue (under fh->lock), the replica until its callback, then whoever replies. */
 struct fs__wreq {
 	struct fs__job job; /* --read-cache: the reply, queued behind its commit's invalidations */
 	struct fs__wreq *next;
@@ -750,6 +753,7 @@ enum fs__nop {
 	FS__N_RENAME,
 };
 
+/* A namespace change in flight: owned by the handler, then by the replica's callback. */
 struct fs__nctx {
 	struct fs *fs;
 	fuse_req_t req;
@@ -1113,6 +1117,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* truncate(2) by path: read, resize, set if the version is still the one read (retried). */
+/* Owned by the handler, then by the replica's callback (which may resubmit it). */
 struct fs__tctx {
 	struct fs *fs;
 	fuse_req_t req;
@@ -1639,6 +1644,7 @@ struct fs__dent {
 	struct zt_stat stat;
 };
 
+/* Owned by the open directory handle; the kernel serialises readdir on one handle. */
 struct fs__dir {
 	char path[FS__PATH_CAP];
 	uint64_t ino;

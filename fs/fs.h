@@ -3,8 +3,11 @@
  *
  * fs/ only translates: every change is a tree transaction submitted through rp.h and answered from
  * its done callback; reads come from LMDB snapshots (st_rbegin + zt_get/zt_list). The kernel's
- * caches (entries, attributes, page cache with keep_cache) are kept exact by invalidations that
- * follow every committed change (rp's on_change), run on fs/'s own threads.
+ * name and attribute caches are kept exact by invalidations that follow every committed change
+ * (rp's on_change), run on fs/'s own threads. File data bypasses the page cache (direct_io) in
+ * both directions: a read-only open reads one committed version, copied at open; each write(2)
+ * reaches the daemon as the caller's bytes and is answered once committed. (With
+ * fs_config.read_cache, read-only opens use the page cache instead.)
  *
  * Use (one daemon):
  *   fs_new(&cfg, &fs);                      cfg.on_change of the replica: fs_on_change, arg fs
