@@ -38,7 +38,45 @@ struct fs {
 	int qstarted;			   /* immutable after fs_new */
 	atomic_int mnt_id;		   /* our mount's id in mountinfo, -1 until known */
 	int stuck; /* fs_stop could not join a thread (only the daemon's exit path reads it) */
+	pthread_mutex_t hlock;
+	struct fs__hlink *handles; /* protected by hlock: every open handle (see fs__hlink) */
 };
+
+/* Every open handle (file or directory) is on fs->handles, so that the ones the kernel never
+ * released (unmounted while open) are freed at the end. */
+struct fs__hlink {
+	struct fs__hlink *prev; /* protected by fs->hlock */
+	struct fs__hlink *next; /* protected by fs->hlock */
+	struct fs *fs;		/* immutable */
+	int is_dir;		/* immutable: a struct fs__dir, else a struct fs__fh */
+};
+
+static void fs__hlink_add(struct fs *fs, struct fs__hlink *l, int is_dir)
+{
+	l->fs = fs;
+	l->is_dir = is_dir;
+	l->prev = NULL;
+	pthread_mutex_lock(&fs->hlock);
+	l->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = l;
+	fs->handles = l;
+	pthread_mutex_unlock(&fs->hlock);
+}
+
+static void fs__hlink_del(struct fs__hlink *l)
+{
+	struct fs *fs = l->fs;
+
+	pthread_mutex_lock(&fs->hlock);
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		fs->handles = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	pthread_mutex_unlock(&fs->hlock);
+}
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -479,6 +517,7 @@ enum fs__fh_type {
 struct fs__wreq;
 
 struct fs__fh {
+	struct fs__hlink link; /* first: on fs->handles */
 	enum fs__fh_type type; /* immutable */
 	struct fs__inode *in;  /* immutable; alive while the file is open */
 	int append;	       /* immutable: O_APPEND */
@@ -496,12 +535,13 @@ struct fs__fh {
 			    arrive while the reply that satisfied the read is still returning) */
 };
 
-static struct fs__fh *fs__fh_new(enum fs__fh_type type, struct fs__inode *in)
+static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs__inode *in)
 {
 	struct fs__fh *fh = calloc(1, sizeof(*fh));
 
 	if (!fh)
 		return NULL;
+	fs__hlink_add(fs, &fh->link, 0);
 	fh->type = type;
 	fh->in = in;
 	atomic_init(&fh->refs, 1);
@@ -511,6 +551,7 @@ static struct fs__fh *fs__fh_new(enum fs__fh_type type, struct fs__inode *in)
 
 static void fs__fh_free(struct fs__fh *fh)
 {
+	fs__hlink_del(&fh->link);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh->buf);
 	free(fh);
@@ -920,7 +961,7 @@ static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto err;
 	if (op == FS__N_CREATE) {
 		c->fi = *fi;
-		c->fh = fs__fh_new(FS__FH_NODE, NULL);
+		c->fh = fs__fh_new(c->fs, FS__FH_NODE, NULL);
 		if (!c->fh) {
 			rv = -ENOMEM;
 			goto err;
@@ -1421,7 +1462,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rv = -EACCES;
 			goto err;
 		}
-		fh = fs__fh_new(FS__FH_SNAP, p.in);
+		fh = fs__fh_new(fs, FS__FH_SNAP, p.in);
 		if (!fh) {
 			rv = -ENOMEM;
 			goto err;
@@ -1457,7 +1498,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * Writers (and the kernel's own bookkeeping for O_TRUNC opens, which zeroes the
 		 * cached size) change the page cache before a commit is known; readers that
 		 * bypass it see only committed versions, whole: the old value or the new one. */
-		fh = fs__fh_new(FS__FH_SNAP, p.in);
+		fh = fs__fh_new(fs, FS__FH_SNAP, p.in);
 		if (!fh || (n.stat.data_length > 0 && !(fh->buf = malloc(n.stat.data_length)))) {
 			st_rend(r);
 			rv = -ENOMEM;
@@ -1476,7 +1517,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fs__fh_free(fh);
 		return;
 	}
-	fh = fs__fh_new(FS__FH_NODE, p.in);
+	fh = fs__fh_new(fs, FS__FH_NODE, p.in);
 	if (!fh) {
 		st_rend(r);
 		rv = -ENOMEM;
@@ -1646,6 +1687,7 @@ struct fs__dent {
 
 /* Owned by the open directory handle; the kernel serialises readdir on one handle. */
 struct fs__dir {
+	struct fs__hlink link; /* first: on fs->handles */
 	char path[FS__PATH_CAP];
 	uint64_t ino;
 	struct fs__dent *v;
@@ -1690,6 +1732,7 @@ static int fs__dir_cb(void *arg, const char *name, const struct zt_node *child)
 
 static void fs__dir_free(struct fs__dir *d)
 {
+	fs__hlink_del(&d->link);
 	for (size_t i = 0; i < d->n; i++)
 		free(d->v[i].name);
 	free(d->v);
@@ -1709,6 +1752,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	fs__hlink_add(fs, &d->link, 1);
 	rv = fs__pin(fs, ino, &p);
 	if (rv != 0)
 		goto err;
@@ -2023,6 +2067,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
+	pthread_mutex_init(&fs->hlock, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	rv = fs__queue_start(&fs->qinode);
 	if (rv != 0)
@@ -2094,6 +2139,14 @@ void fs_free(struct fs *fs)
 	fs_stop(fs);
 	if (fs->stuck)
 		return; /* a stuck thread still refers to FS */
+	/* Handles the kernel never released (the mount went away with files open). */
+	while (fs->handles) {
+		if (fs->handles->is_dir)
+			fs__dir_free((struct fs__dir *)fs->handles);
+		else
+			fs__fh_free((struct fs__fh *)fs->handles);
+	}
+	pthread_mutex_destroy(&fs->hlock);
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);
 	free(fs);

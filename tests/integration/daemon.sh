@@ -63,6 +63,48 @@ fusermount3 -u "$M"
 wait "$P"
 eq "fusermount3 -u: daemon exits 0" "$?" 0
 
+# SIGTERM while writers are busy: exits 0, unmounts, and every write that returned is kept
+"$QFS" -f --data "$D" "$M" 2>"$T/fg3.log" &
+P=$!
+QFS_PIDS+=("$P")
+wait_for 10 is_mounted "$M" || fail "foreground daemon did not mount"
+cat >"$T/wl.py" <<'PY'
+import os, sys
+p, out = sys.argv[1], sys.argv[2]
+last = None
+i = 0
+try:
+    while True:
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"w%d" % i)
+        last = i
+        os.close(fd)
+        i += 1
+except OSError:
+    pass
+open(out, "w").write("%s\n" % last)
+PY
+echo start >"$M/load"
+python3 "$T/wl.py" "$M/load" "$T/last" &
+WL=$!
+wait_for 5 bash -c "[[ \$(getfattr --only-values -n user.zk.version '$M/load' 2>/dev/null) -gt 50 ]]" || fail "load did not start"
+kill -TERM "$P"
+wait "$P"
+rc=$?
+eq "SIGTERM under load: exit 0" "$rc" 0
+((rc == 0)) || cat "$T/fg3.log" >&2
+wait "$WL"
+check "SIGTERM under load: unmounted" not_mounted "$M"
+"$QFS" -f --data "$D" "$M" 2>"$T/fg4.log" &
+P=$!
+QFS_PIDS+=("$P")
+wait_for 10 is_mounted "$M" || fail "restart"
+last=$(cat "$T/last")
+got=$(cat "$M/load")
+check "the last write that returned ($last) is kept (node has w${got#w})" test "${got#w}" -ge "$last"
+kill -TERM "$P"
+wait "$P"
+
 # a detached daemon whose mount fails reports it and exits non-zero
 "$QFS" --data "$T/data3" "$T/does-not-exist" 2>"$T/err4"
 check "bad mount point: non-zero exit" test $? -ne 0
