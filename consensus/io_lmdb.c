@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -55,6 +56,7 @@ struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len)
 void rpx__job_push(struct rpx *x, struct rpx_job *j)
 {
 	j->next = NULL;
+	j->epoch = x->epoch;
 	pthread_mutex_lock(&x->job_lock);
 	*x->job_tail = j;
 	x->job_tail = &j->next;
@@ -123,21 +125,109 @@ static int rpx__log_trim(struct rpx *x, MDB_txn *txn, uint64_t upto)
 
 /* ---- boot ---- */
 
+int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, struct px_entry **ents,
+		    uint8_t **arena, struct px_filter *filter, uint64_t *zxid)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t init = 0;
+	size_t total = 0, n = 0, off = 0;
+	int rc;
+
+	*ents = NULL;
+	*arena = NULL;
+	memset(boot, 0, sizeof *boot);
+	rc = rpx__get(r->txn, x->db_meta, "init", &init, 1);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "promised", &boot->promised, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "commit", &boot->commit, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "applied", &boot->applied, 8);
+	if (rc == 0 || rc == -ENOENT)
+		rc = rpx__get(r->txn, x->db_meta, "compacted", &boot->snapshot, 8);
+	if (rc && rc != -ENOENT)
+		goto err;
+	boot->initialised = init != 0;
+	if (filter) {
+		k.mv_size = 6;
+		k.mv_data = "filter";
+		rc = mdb_get(r->txn, x->db_meta, &k, &v);
+		if (rc == 0) {
+			rc = px_filter_decode(filter, v.mv_data, v.mv_size);
+			if (rc)
+				goto err;
+		} else if (rc != MDB_NOTFOUND) {
+			rc = st__err(rc);
+			goto err;
+		}
+	}
+	if (zxid)
+		*zxid = zt_last_zxid(r);
+
+	rc = st__err(mdb_cursor_open(r->txn, x->db_log, &cur));
+	if (rc)
+		goto err;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || v.mv_size < 12) {
+			rc = -EIO;
+			goto err;
+		}
+		total += v.mv_size - 12;
+		n++;
+	}
+	if (rc != MDB_NOTFOUND) {
+		rc = rc < 0 ? rc : st__err(rc);
+		goto err;
+	}
+	rc = -ENOMEM;
+	if (n && !(*ents = calloc(n, sizeof **ents)))
+		goto err;
+	if (total && !(*arena = malloc(total)))
+		goto err;
+	n = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct px_entry *e = &(*ents)[n++];
+		const unsigned char *p = v.mv_data;
+		e->slot = rpx__get_be64(k.mv_data);
+		memcpy(&e->ballot, p, 8);
+		memcpy(&e->flags, p + 8, 4);
+		e->len = (uint32_t)(v.mv_size - 12);
+		e->data = e->len ? *arena + off : NULL;
+		if (e->len)
+			memcpy(*arena + off, p + 12, e->len);
+		off += e->len;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : st__err(rc);
+	if (rc)
+		goto err;
+	boot->entries = *ents;
+	boot->nentries = (uint32_t)n;
+	mdb_cursor_close(cur);
+	return 0;
+err:
+	if (cur)
+		mdb_cursor_close(cur);
+	free(*ents);
+	free(*arena);
+	*ents = NULL;
+	*arena = NULL;
+	if (filter)
+		px_filter_free(filter);
+	return rc;
+}
+
 int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8_t **arena)
 {
 	static const uint8_t zero[RP_CLUSTER_LEN];
 	struct st_wtxn *w = NULL;
 	struct st_rtxn *r = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
 	uint8_t init = 0;
 	uint64_t promised = 0;
-	size_t total = 0, n = 0, off = 0;
 	int rc, fresh;
 
-	*ents = NULL;
-	*arena = NULL;
-	memset(boot, 0, sizeof *boot);
 	rc = st_wbegin(x->env, &w);
 	if (rc)
 		return rc;
@@ -192,89 +282,19 @@ int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8
 	rc = st_rbegin(x->env, &r);
 	if (rc)
 		goto err;
-	boot->initialised = init != 0;
-	rc = rpx__get(r->txn, x->db_meta, "promised", &boot->promised, 8);
-	if (rc == 0 || rc == -ENOENT)
-		rc = rpx__get(r->txn, x->db_meta, "commit", &boot->commit, 8);
-	if (rc == 0 || rc == -ENOENT)
-		rc = rpx__get(r->txn, x->db_meta, "applied", &x->st_applied, 8);
-	if (rc == 0 || rc == -ENOENT)
-		rc = rpx__get(r->txn, x->db_meta, "compacted", &x->st_compacted, 8);
-	if (rc && rc != -ENOENT)
-		goto err;
-	k.mv_size = 6;
-	k.mv_data = "filter";
-	rc = mdb_get(r->txn, x->db_meta, &k, &v);
-	if (rc == 0) {
-		rc = px_filter_decode(&x->filter, v.mv_data, v.mv_size);
-		if (rc)
-			goto err;
-	} else if (rc != MDB_NOTFOUND) {
-		rc = st__err(rc);
-		goto err;
-	}
-	x->st_zxid = zt_last_zxid(r);
-	x->st_taken = x->st_compacted;
-	boot->snapshot = x->st_compacted;
-	boot->applied = x->st_applied;
-
-	rc = st__err(mdb_cursor_open(r->txn, x->db_log, &cur));
-	if (rc)
-		goto err;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || v.mv_size < 12) {
-			rc = -EIO;
-			goto err;
-		}
-		total += v.mv_size - 12;
-		n++;
-	}
-	if (rc != MDB_NOTFOUND) {
-		rc = rc < 0 ? rc : st__err(rc);
-		goto err;
-	}
-	rc = -ENOMEM;
-	if (n && !(*ents = calloc(n, sizeof **ents)))
-		goto err;
-	if (total && !(*arena = malloc(total)))
-		goto err;
-	n = 0;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct px_entry *e = &(*ents)[n++];
-		const unsigned char *p = v.mv_data;
-		e->slot = rpx__get_be64(k.mv_data);
-		memcpy(&e->ballot, p, 8);
-		memcpy(&e->flags, p + 8, 4);
-		e->len = (uint32_t)(v.mv_size - 12);
-		e->data = e->len ? *arena + off : NULL;
-		if (e->len)
-			memcpy(*arena + off, p + 12, e->len);
-		off += e->len;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : st__err(rc);
-	if (rc)
-		goto err;
-	boot->entries = *ents;
-	boot->nentries = (uint32_t)n;
-	mdb_cursor_close(cur);
+	rc = rpx__read_state(x, r, boot, ents, arena, &x->filter, &x->st_zxid);
 	st_rend(r);
+	if (rc)
+		goto err;
+	x->st_applied = boot->applied;
+	x->st_compacted = boot->snapshot;
+	x->st_taken = x->st_compacted;
 	__atomic_store_n(&x->applied_slot, x->st_applied, __ATOMIC_RELEASE);
 	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
 	return 0;
 err:
-	if (cur)
-		mdb_cursor_close(cur);
-	if (r)
-		st_rend(r);
 	if (w)
 		st_wabort(w);
-	free(*ents);
-	free(*arena);
-	*ents = NULL;
-	*arena = NULL;
-	px_filter_free(&x->filter);
 	return rc;
 }
 
@@ -561,12 +581,16 @@ static int rpx__snap_end(struct rpx *x, struct st_wtxn *w, struct rpx_job *j, in
 }
 
 static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
-			 uint64_t *persisted, int *installed)
+			 uint64_t *persisted, int *installed, int *reboot)
 {
 	int rc = 0;
 
-	for (struct rpx_job *j = jobs; j && rc == 0; j = j->next) {
+	for (struct rpx_job *j = jobs; j && rc == 0 && !*reboot; j = j->next) {
+		j->done = 1;
 		switch (j->type) {
+		case RPX_J_REBOOT:
+			*reboot = 1; /* what follows belongs to the core that failed */
+			break;
 		case RPX_J_PERSIST:
 			rc = rpx__persist(x, w, j);
 			if (rc == 0 && j->a > *persisted)
@@ -642,27 +666,104 @@ static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
 	return rc;
 }
 
+/* Fail the submissions of JOBS' REGISTER jobs that were not run with STATUS, and free JOBS. */
+static void rpx__jobs_free(struct rpx_job *jobs, int status)
+{
+	while (jobs) {
+		struct rpx_job *next = jobs->next;
+		if (jobs->type == RPX_J_REGISTER && jobs->item) {
+			jobs->item->status = status;
+			rpx__finish_item(jobs->item, 0);
+		}
+		free(jobs);
+		jobs = next;
+	}
+}
+
+/*
+ * The protocol core is to be created again from the durable state (after a failed commit, or at
+ * its own request after an allocation failure: px_node.h). Every submission it knew completes
+ * with STATUS (outcome unknown to the submitter), our state is reloaded from LMDB, and the loop
+ * thread is told to recreate the core for the next epoch. Jobs of older epochs are dropped.
+ */
+static void rpx__reboot(struct rpx *x, int status)
+{
+	struct px_boot boot;
+	struct px_entry *ents;
+	struct px_filter f = {0};
+	struct st_rtxn *r = NULL;
+	uint8_t *arena;
+	uint64_t zxid = 0;
+	int rc;
+
+	rpx__fail_all(x, status);
+	x->st_epoch++;
+	for (int tries = 0; tries < 50; tries++) { /* e.g. -ENOMEM may pass */
+		struct timespec pause = {0, 20 * 1000 * 1000};
+		rc = st_rbegin(x->env, &r);
+		if (rc == 0) {
+			rc = rpx__read_state(x, r, &boot, &ents, &arena, &f, &zxid);
+			st_rend(r);
+		}
+		if (rc == 0)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	if (rc) {
+		rpx__log(x, RP_LOG_ERROR, "cannot reload the replica state (%s): this node stops",
+			 strerror(-rc));
+		x->st_failed = 1;
+		pthread_mutex_lock(&x->back_lock);
+		x->back.failed = 1;
+		pthread_mutex_unlock(&x->back_lock);
+		return;
+	}
+	free(ents);
+	free(arena);
+	px_filter_free(&x->filter);
+	x->filter = f;
+	x->st_applied = boot.applied;
+	x->st_compacted = boot.snapshot;
+	x->st_taken = boot.snapshot;
+	x->st_zxid = zxid;
+	pthread_mutex_lock(&x->back_lock);
+	x->back.reboot_epoch = x->st_epoch;
+	pthread_mutex_unlock(&x->back_lock);
+	rpx__wake(x);
+}
+
 static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 {
 	struct st_wtxn *w = NULL;
+	struct rpx_job **pp = &jobs, *stale = NULL;
 	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
-	int installed = 0, rc;
+	int installed = 0, reboot = 0, rc;
 	uint8_t *fbuf = NULL;
 	size_t flen = 0;
 
+	/* jobs of a core that was replaced: dropped (their submissions fail) */
+	while (*pp) {
+		struct rpx_job *j = *pp;
+		if (j->epoch != x->st_epoch || x->st_failed) {
+			*pp = j->next;
+			j->next = stale;
+			stale = j;
+		} else {
+			pp = &j->next;
+		}
+	}
+	rpx__jobs_free(stale, x->st_failed ? -EIO : -ETIMEDOUT);
+	if (!jobs)
+		return;
 	x->chg.len = 0;
 	x->nchg = 0;
 	x->chg_err = 0;
 	x->cdone = NULL;
 	x->cdone_tail = &x->cdone;
-	if (x->st_failed) {
-		rc = -EIO;
-		goto fail;
-	}
 	rc = st_wbegin(x->env, &w);
 	if (rc)
 		goto fail;
-	rc = rpx__run_jobs(x, w, jobs, &persisted, &installed);
+	rc = rpx__run_jobs(x, w, jobs, &persisted, &installed, &reboot);
 	if (rc == 0 && x->st_applied != applied0) {
 		rc = rpx__put(w->txn, x->db_meta, "applied", &x->st_applied, 8);
 		flen = px_filter_size(&x->filter);
@@ -724,16 +825,17 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		next = it->cnext;
 		rpx__finish_item(it, it->status == 0);
 	}
-	goto out;
+	if (reboot) {
+		rpx__jobs_free(jobs, -ETIMEDOUT); /* unrun REGISTERs after the REBOOT */
+		rpx__reboot(x, -ETIMEDOUT);
+		return;
+	}
+	rpx__jobs_free(jobs, -ETIMEDOUT);
+	return;
 fail:
 	free(fbuf);
-	if (!x->st_failed)
-		rpx__log(x, RP_LOG_ERROR, "storage failed (%s): this node stops persisting",
-			 strerror(-rc));
-	x->st_failed = 1;
-	pthread_mutex_lock(&x->back_lock);
-	x->back.failed = 1;
-	pthread_mutex_unlock(&x->back_lock);
+	rpx__log(x, RP_LOG_ERROR, "storage failed (%s): this node restarts its replica from disk",
+		 strerror(-rc));
 	/* completions collected for the failed commit: their results are not kept */
 	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
 		next = it->cnext;
@@ -742,19 +844,8 @@ fail:
 		it->status = -EIO;
 		rpx__finish_item(it, 0);
 	}
-	for (struct rpx_job *j = jobs; j; j = j->next)
-		if (j->type == RPX_J_REGISTER && j->item) {
-			j->item->status = -EIO;
-			rpx__finish_item(j->item, 0);
-			j->item = NULL;
-		}
-	rpx__fail_all(x, -EIO);
-out:
-	while (jobs) {
-		struct rpx_job *next = jobs->next;
-		free(jobs);
-		jobs = next;
-	}
+	rpx__jobs_free(jobs, -EIO);
+	rpx__reboot(x, -EIO);
 }
 
 void *rpx__storage_main(void *arg)

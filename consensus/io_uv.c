@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #define RPX__PUMP_MS	 2
 #define RPX__PUMP_CHUNKS 4
 #define RPX__RCV_IDLE_MS 2000 /* a transfer without a frame for this long may be replaced */
+#define RPX__REBOOT_MS	 100  /* pause before a failed core is created again */
 #define RPX__HELD_MAX	 ((size_t)64 << 20) /* bytes held for persistence at most */
 
 enum { RPX__S_BEGIN = 1, RPX__S_DATA = 2, RPX__S_END = 3 };
@@ -303,9 +305,18 @@ static void rpx__pump_cb(uv_timer_t *t)
 
 static void rpx__stat_update(struct rpx *x)
 {
-	uint32_t l = px_leader(x->px);
+	uint32_t l;
 
+	if (!x->px) {
+		pthread_mutex_lock(&x->stat_lock);
+		x->stat.restarting = 1;
+		x->stat.leader = 0;
+		pthread_mutex_unlock(&x->stat_lock);
+		return;
+	}
+	l = px_leader(x->px);
 	pthread_mutex_lock(&x->stat_lock);
+	x->stat.restarting = 0;
 	x->stat.role = px_role(x->px);
 	x->stat.leader = l < x->n ? x->ids[l] : 0;
 	x->stat.ballot = px_ballot(x->px);
@@ -317,13 +328,11 @@ static void rpx__stat_update(struct rpx *x)
 }
 
 static void rpx__timer_cb(uv_timer_t *t);
+static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news);
 
-/* Carry out U (see px_node.h), after pushing the REGISTER jobs of NEWS (submissions just given to
- * the core) so that the storage thread knows them before any outcome. */
-static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_item *news)
+/* Hand the submissions NEWS (just given to the core) to the storage thread. */
+static void rpx__register(struct rpx *x, struct rpx_item *news)
 {
-	uint64_t now = uv_now(&x->loop);
-
 	while (news) {
 		struct rpx_item *next = news->next;
 		struct rpx_job *j = news->reg;
@@ -332,6 +341,15 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		rpx__job_push(x, j);
 		news = next;
 	}
+}
+
+/* Carry out U (see px_node.h), after pushing the REGISTER jobs of NEWS (submissions just given to
+ * the core) so that the storage thread knows them before any outcome. */
+static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_item *news)
+{
+	uint64_t now = uv_now(&x->loop);
+
+	rpx__register(x, news);
 	if (u->persist_seq) {
 		size_t total = 0;
 		for (uint32_t i = 0; i < u->naccepted; i++)
@@ -412,14 +430,82 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 	rpx__stat_update(x);
 }
 
-/* Every registered submission completes with -ETIMEDOUT (outcome unknown). */
-static void rpx__fail_pending(struct rpx *x)
+/* Drop the held messages (they wait for persist seqs of a core that is gone). */
+static void rpx__drop_held(struct rpx *x)
 {
-	struct rpx_job *j = rpx__job_new(RPX_J_FAIL_ALL, 0);
-	if (j) {
-		j->status = -ETIMEDOUT;
-		rpx__job_push(x, j);
+	while (x->held) {
+		struct rpx_held *h = x->held;
+		x->held = h->next;
+		x->held_bytes -= h->len;
+		free(h);
 	}
+	x->held_tail = &x->held;
+}
+
+/* The core failed (or the storage thread lost a commit): free it; the storage thread drains what
+ * came before, fails every pending submission and reloads; then rpx__recreate runs. */
+static void rpx__kill_core(struct rpx *x, int push_reboot)
+{
+	if (x->px) {
+		px_free(x->px);
+		x->px = NULL;
+	}
+	x->px_dead = 1;
+	x->reboot_pushed = !push_reboot;
+	rpx__drop_held(x);
+	x->rcv.active = 0;
+	if (push_reboot) {
+		struct rpx_job *j = rpx__job_new(RPX_J_REBOOT, 0);
+		if (j) {
+			rpx__job_push(x, j);
+			x->reboot_pushed = 1;
+		}
+	}
+	rpx__stat_update(x);
+	if (!x->stopping)
+		uv_timer_start(&x->timer, rpx__timer_cb, RPX__REBOOT_MS, 0);
+}
+
+/* Create the core again from the durable state, as after a crash (px_node.h). */
+static void rpx__recreate(struct rpx *x)
+{
+	struct px_boot boot;
+	struct px_entry *ents = NULL;
+	uint8_t *arena = NULL;
+	struct st_rtxn *r;
+	int rc = st_rbegin(x->env, &r);
+
+	if (rc == 0) {
+		rc = rpx__read_state(x, r, &boot, &ents, &arena, NULL, NULL);
+		st_rend(r);
+	}
+	if (rc == 0) {
+		uv_update_time(&x->loop);
+		rc = px_init(&x->px, &x->pc, &boot, uv_now(&x->loop), rpx__rand());
+	}
+	free(ents);
+	free(arena);
+	if (rc) {
+		rpx__log(x, RP_LOG_ERROR, "cannot recreate the protocol core (%s): retrying",
+			 strerror(-rc));
+		uv_timer_start(&x->timer, rpx__timer_cb, RPX__REBOOT_MS, 0);
+		return;
+	}
+	x->epoch = x->reboot_to;
+	x->reboot_to = 0;
+	x->px_dead = 0;
+	x->persisted = 0;
+	pthread_mutex_lock(&x->back_lock);
+	x->back.persisted = 0;
+	x->back.installed = 0;
+	free(x->back.installed_filter);
+	x->back.installed_filter = NULL;
+	x->back.taken = 0;
+	pthread_mutex_unlock(&x->back_lock);
+	__atomic_add_fetch(&x->restarts, 1, __ATOMIC_RELAXED);
+	rpx__log(x, RP_LOG_WARN, "protocol core recreated from disk (epoch %" PRIu64 ")", x->epoch);
+	struct px_event ev = {.type = PX_EV_TICK};
+	rpx__step(x, &ev, NULL);
 }
 
 static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news)
@@ -429,24 +515,18 @@ static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news)
 
 	ev->now = uv_now(&x->loop);
 	ev->rand = rpx__rand();
-	if (x->px_dead) {
-		memset(&u, 0, sizeof u);
-		u.deadline = ev->now + 1000;
-		rpx__update(x, &u, news);
-		rpx__fail_pending(x);
+	if (!x->px) {
+		/* nothing reaches a dead core; new submissions fail with its jobs (the timer stays
+		 * on the reboot schedule) */
+		rpx__register(x, news);
 		return;
 	}
 	rc = px_step(x->px, ev, &u);
 	if (rc == -ENOMEM || rc == -ENOTRECOVERABLE) {
-		/* The core is unusable (px_node.h). Recreating it from stable storage needs the
-		 * storage queue drained first; until that exists the node stops taking part, as
-		 * after a crash, and its pending writes time out. */
-		rpx__log(x, RP_LOG_ERROR, "protocol core out of memory: this node stops");
-		x->px_dead = 1;
-		memset(&u, 0, sizeof u);
-		u.deadline = ev->now + 1000;
-		rpx__update(x, &u, news);
-		rpx__fail_pending(x);
+		/* *u must not be acted on; the node is unusable (px_node.h) */
+		rpx__log(x, RP_LOG_ERROR, "protocol core out of memory: recreating it from disk");
+		rpx__register(x, news);
+		rpx__kill_core(x, 1);
 		return;
 	}
 	rpx__update(x, &u, news);
@@ -456,6 +536,21 @@ static void rpx__timer_cb(uv_timer_t *t)
 {
 	struct rpx *x = t->data;
 	struct px_event ev = {.type = PX_EV_TICK};
+
+	if (x->px_dead) {
+		if (!x->reboot_pushed) {
+			struct rpx_job *j = rpx__job_new(RPX_J_REBOOT, 0);
+			if (j) {
+				rpx__job_push(x, j);
+				x->reboot_pushed = 1;
+			}
+		}
+		if (x->reboot_to)
+			rpx__recreate(x);
+		else
+			uv_timer_start(&x->timer, rpx__timer_cb, RPX__REBOOT_MS, 0);
+		return;
+	}
 	rpx__step(x, &ev, NULL);
 }
 
@@ -481,6 +576,8 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size
 		if (len < 28)
 			return;
 		slot = rpx__get64(b);
+		if (!x->px)
+			return;
 		if (x->rcv.active && slot <= x->rcv.slot &&
 		    uv_now(&x->loop) < x->rcv.last + RPX__RCV_IDLE_MS)
 			return; /* one that covers as much is arriving: let it finish */
@@ -554,7 +651,7 @@ static void rpx__recv(void *arg, uint32_t from, const void *body, size_t len)
 	struct px_msg m;
 	int p = rpx__pxid(x, from);
 
-	if (p < 0 || len < 4 || x->stopping)
+	if (p < 0 || len < 4 || x->stopping || !x->px)
 		return;
 	if (rpx__get32(b) == RPX__SNAP_MAGIC) {
 		rpx__snap_frame(x, from, b, len);
@@ -620,18 +717,28 @@ static void rpx__wake_cb(uv_async_t *a)
 
 	pthread_mutex_lock(&x->back_lock);
 	b = x->back;
+	x->back.reboot_epoch = 0;
 	x->back.installed = 0;
 	x->back.installed_filter = NULL;
 	x->back.installed_flen = 0;
 	x->back.taken = 0;
 	pthread_mutex_unlock(&x->back_lock);
-	if (b.persisted > x->persisted) {
+	if (b.reboot_epoch) {
+		/* the storage thread reloaded the durable state for a new core */
+		if (x->px)
+			rpx__kill_core(x, 0);
+		x->reboot_to = b.reboot_epoch;
+		free(b.installed_filter);
+		b.installed_filter = NULL;
+		b.installed = b.taken = b.persisted = 0;
+	}
+	if (b.persisted > x->persisted && x->px) {
 		struct px_event ev = {.type = PX_EV_PERSISTED, .seq = b.persisted};
 		x->persisted = b.persisted;
 		rpx__flush_held(x);
 		rpx__step(x, &ev, NULL);
 	}
-	if (b.installed) {
+	if (b.installed && x->px) {
 		struct px_filter f = {0};
 		struct px_event ev = {.type = PX_EV_SNAPSHOT_INSTALLED, .slot = b.installed};
 		if (px_filter_decode(&f, b.installed_filter, b.installed_flen) == 0)
@@ -641,7 +748,7 @@ static void rpx__wake_cb(uv_async_t *a)
 		px_filter_free(&f);
 	}
 	free(b.installed_filter);
-	if (b.taken) {
+	if (b.taken && x->px) {
 		struct px_event ev = {.type = PX_EV_SNAPSHOT_TAKEN, .slot = b.taken};
 		rpx__step(x, &ev, NULL);
 	}
@@ -668,7 +775,7 @@ static void rpx__wake_cb(uv_async_t *a)
 		rpx__step(x, &ev, first);
 	}
 	if (items)
-		rpx__update(x, &(struct px_update){0}, items); /* the storage thread fails them */
+		rpx__register(x, items); /* the storage thread fails them */
 	if (closing && !x->stopping) {
 		x->stopping = 1;
 		uv_timer_stop(&x->timer);
@@ -840,11 +947,12 @@ static int rpx_status(struct rp *rp, char *buf, size_t cap)
 	OUT("id=%u\nrole=%s\nleader=%u\nballot=%" PRIu64 ".%u\nchosen=%" PRIu64 "\ncommit=%" PRIu64
 	    "\napplied=0x%016" PRIx64 "\napplied_slot=%" PRIu64 "\nsnapshots_sent=%" PRIu64
 	    "\nsnapshots_installed=%" PRIu64 "\n",
-	    x->cl.self_id, rpx__role_name(s.role), s.leader, s.ballot >> 8,
-	    (unsigned)(s.ballot & 0xff) < x->n ? x->ids[s.ballot & 0xff] : 0, s.commit, s.commit,
-	    __atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE),
+	    x->cl.self_id, s.restarting ? "restarting" : rpx__role_name(s.role), s.leader,
+	    s.ballot >> 8, (unsigned)(s.ballot & 0xff) < x->n ? x->ids[s.ballot & 0xff] : 0,
+	    s.commit, s.commit, __atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE),
 	    __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE), s.snaps_sent,
 	    __atomic_load_n(&x->snaps_installed, __ATOMIC_RELAXED));
+	OUT("core_restarts=%" PRIu64 "\n", __atomic_load_n(&x->restarts, __ATOMIC_RELAXED));
 	for (uint32_t i = 0; i < x->n; i++)
 		if (i != x->self)
 			OUT("peer.%u=%s\n", x->ids[i], s.up[i] ? "up" : "down");
@@ -944,6 +1052,15 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -EIO;
+	/* A write to a peer that closed its end must fail with EPIPE, not kill the process: libuv
+	 * writes with write(2). Only a default disposition is changed (rp.h). */
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
 	x = calloc(1, sizeof *x);
 	if (!x)
 		return -ENOMEM;
@@ -997,7 +1114,7 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	uv_timer_init(&x->loop, &x->pump);
 	x->pump.data = x;
 
-	struct px_config pc = {
+	x->pc = (struct px_config){
 	    .id = x->self,
 	    .n = x->n,
 	    .heartbeat = x->cl.tick_ms,
@@ -1006,7 +1123,7 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	    .keep_after_snapshot = x->cl.snapshot_keep,
 	};
 	uv_update_time(&x->loop);
-	rc = px_init(&x->px, &pc, &boot, uv_now(&x->loop), rpx__rand());
+	rc = px_init(&x->px, &x->pc, &boot, uv_now(&x->loop), rpx__rand());
 	free(ents);
 	free(arena);
 	ents = NULL;

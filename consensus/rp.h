@@ -102,8 +102,16 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * Writes (rp_submit) are forwarded to the leader, chosen, and completed on this node's apply
  * thread once applied here (read-your-writes); -ETIMEDOUT after cl->write_timeout_ms (outcome
  * unknown: it may still be applied, once). Reads see this node's applied tree (may lag the leader).
- * rp_status adds ballot=, chosen= (slot), commit= (slot), applied_slot=, snapshots_sent=,
- * snapshots_installed= and one "peer.ID=up|down" line per other node.
+ * Other outcomes: -EIO (this node's storage failed: it then recreates its replica from disk and
+ * rejoins; the write may still be applied), -ENOBUFS (too many writes pending at this node; never
+ * proposed), -ENOMEM, -ESHUTDOWN. A transaction's time_ms is the submitting node's clock.
+ * After a snapshot install (the node was too far behind) on_change reports NODE_DATA_CHANGED and
+ * NODE_CHILDREN_CHANGED for "/" only: the whole tree may have changed.
+ * rp_status adds ballot= (round.node), chosen= and commit= (slots), applied_slot=,
+ * snapshots_sent=, snapshots_installed=, core_restarts=, one "peer.ID=up|down" line per other
+ * node; role= may also be "restarting" (the core is being recreated from disk).
+ * Process-wide effect: SIGPIPE is set to SIG_IGN if its disposition is the default (a peer that
+ * closes its end must not kill the daemon).
  * Errors: -EINVAL (bad config; a data_dir whose tree was written by rp_open_local), those of
  * st_open, -EADDRINUSE and the other listen errors (negated errno), -ENOMEM.
  */

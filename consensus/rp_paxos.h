@@ -59,6 +59,7 @@ enum rpx_job_type {
 	RPX_J_COMPACT,	   /* delete stored log records for slots <= a */
 	RPX_J_CLUSTER,	   /* store cluster id buf[0..16) */
 	RPX_J_FAIL_ALL,	   /* complete every registered submission with status */
+	RPX_J_REBOOT,	   /* the core failed: recreate it from the durable state */
 };
 
 enum { RPX_P_PROMISE = 1, RPX_P_INIT = 2, RPX_P_COMMIT = 4 };
@@ -66,6 +67,8 @@ enum { RPX_P_PROMISE = 1, RPX_P_INIT = 2, RPX_P_COMMIT = 4 };
 struct rpx_job {
 	struct rpx_job *next;
 	enum rpx_job_type type;
+	uint64_t epoch; /* the core generation that produced it (rpx.epoch) */
+	int done;	/* run by the storage thread */
 	uint64_t a, b;
 	int status;
 	unsigned flags;	       /* RPX_P_* */
@@ -85,14 +88,16 @@ struct rpx_back {
 	uint64_t installed;	   /* a snapshot installed up to this slot (0: none new) */
 	uint8_t *installed_filter; /* its filter (px_filter_encode bytes), malloc'd */
 	size_t installed_flen;
-	uint64_t taken;	 /* a compaction point to report (0: none new) */
-	int failed;	 /* storage failed: the node stops persisting */
-	int wake_closed; /* the loop closed its wake-up handle */
+	uint64_t taken;	       /* a compaction point to report (0: none new) */
+	int failed;	       /* storage failed: the node stops persisting */
+	int wake_closed;       /* the loop closed its wake-up handle */
+	uint64_t reboot_epoch; /* recreate the core for this epoch (0: nothing to do) */
 };
 
 /* Fields the status reads, written by the loop thread; protected by rpx.stat_lock. */
 struct rpx_stat {
 	enum px_role role;
+	int restarting;	 /* the core is being recreated */
 	uint32_t leader; /* node id (1..255), 0: none */
 	uint64_t ballot, commit, delivered;
 	int up[RP_MAX_PEERS];
@@ -147,7 +152,12 @@ struct rpx {
 	struct px_node *px;
 	int started;	    /* 1 ok, < 0 failed to start; protected by job_lock, job_cond */
 	int stopping;	    /* loop only */
-	int px_dead;	    /* the core failed a step (-ENOMEM): it takes no more events */
+	int px_dead;	    /* the core failed (px is NULL) until it is recreated */
+	uint64_t epoch;	    /* generation of the core: jobs carry it */
+	uint64_t reboot_to; /* the storage thread is ready for a core of this epoch */
+	int reboot_pushed;  /* the REBOOT job of the dead core is queued */
+	struct px_config pc;
+	uint64_t restarts;  /* cores recreated, atomic */
 	uint64_t persisted; /* loop's view */
 	struct rpx_held *held, **held_tail;
 	size_t held_bytes;
@@ -171,11 +181,12 @@ struct rpx {
 	/* Storage thread. */
 	pthread_t st_thread;
 	struct px_filter filter;
-	uint64_t st_applied;   /* applied slot */
-	uint64_t st_zxid;      /* last zxid */
-	uint64_t st_compacted; /* stored log deleted up to */
-	uint64_t st_taken;     /* last compaction point reported */
-	int st_failed;
+	uint64_t st_applied;	 /* applied slot */
+	uint64_t st_zxid;	 /* last zxid */
+	uint64_t st_compacted;	 /* stored log deleted up to */
+	uint64_t st_taken;	 /* last compaction point reported */
+	int st_failed;		 /* permanently: the state could not even be reloaded */
+	uint64_t st_epoch;	 /* jobs of other epochs are dropped */
 	struct rpx_item **items; /* registered, by seq */
 	uint32_t items_cap, nitems;
 	struct rpx_item *cdone, **cdone_tail; /* completions of the current commit */
@@ -201,6 +212,12 @@ struct rpx_held {
  * *arena, the caller frees both). Also loads the filter, the applied slot and zxid, the cluster id.
  * Runs on the opening thread before any other thread starts. 0, -EINVAL, -ENOMEM, -EIO. */
 int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8_t **arena);
+
+/* Read the durable state in R: what px_init needs (entries malloc'd into *ents and *arena, the
+ * caller frees both), the filter into *FILTER (empty on entry; may be NULL) and the last zxid into
+ * *ZXID (may be NULL). 0, -EIO, -ENOMEM. Any thread. */
+int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, struct px_entry **ents,
+		    uint8_t **arena, struct px_filter *filter, uint64_t *zxid);
 
 /* The storage thread's body. */
 void *rpx__storage_main(void *arg);
