@@ -393,6 +393,7 @@ static void write_everywhere(const char *prefix, int count)
 	pthread_cond_destroy(&m.cv);
 }
 
+#ifdef QFS_TEST_HOOKS
 /* Like write_everywhere, but outcomes may be failures (-ETIMEDOUT, -EIO): under fault injection. */
 static void write_everywhere_tolerant(const char *prefix, int count)
 {
@@ -425,6 +426,8 @@ static void write_everywhere_tolerant(const char *prefix, int count)
 	pthread_mutex_destroy(&m.mu);
 	pthread_cond_destroy(&m.cv);
 }
+
+#endif
 
 /* ---- tree dumps ---- */
 
