@@ -774,6 +774,13 @@ Test(cluster, minority_writes_time_out_then_converge)
 	cr_assert_eq(rc, -ETIMEDOUT, "got %d", rc);
 	cr_assert_lt(t, 2000 + 1500, "took %" PRIu64 " ms", t);
 	cr_assert_geq(t, 1500);
+	/* sync cannot promise freshness without a majority either */
+	struct waiter w;
+	w_init(&w, NULL, NULL);
+	cr_assert_eq(rp_sync(C.nodes[lone].rp, w_cb, &w), 0);
+	w_wait(&w, 10000);
+	cr_assert_eq(w.status, -ETIMEDOUT);
+	w_fini(&w);
 	for (int i = 0; i < 3; i++)
 		if (i != lone)
 			node_open(i);

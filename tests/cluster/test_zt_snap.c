@@ -1,0 +1,219 @@
+/* store/zt_snap: export in chunks, staging, atomic install, malformed input, injected faults. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/st.h"
+#include "store/st_test.h"
+#include "store/zt.h"
+#include "store/zt_snap.h"
+
+static char dir_a[256], dir_b[256];
+static struct st_env *A, *B;
+
+static void mk(char *d)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(d, 256, "%s/qfs-snap-XXXXXX", t ? t : "/tmp");
+	cr_assert_not_null(mkdtemp(d));
+}
+
+static void rm(const char *d)
+{
+	DIR *dd = opendir(d);
+	struct dirent *e;
+	char p[512];
+	if (!dd)
+		return;
+	while ((e = readdir(dd)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof p, "%s/%s", d, e->d_name);
+			unlink(p);
+		}
+	closedir(dd);
+	rmdir(d);
+}
+
+static void setup(void)
+{
+	mk(dir_a);
+	mk(dir_b);
+	cr_assert_eq(st_open(dir_a, ST_F_NOSYNC, &A), 0);
+	cr_assert_eq(st_open(dir_b, ST_F_NOSYNC, &B), 0);
+}
+
+static void teardown(void)
+{
+	st_close(A);
+	st_close(B);
+	rm(dir_a);
+	rm(dir_b);
+}
+
+TestSuite(zt_snap, .init = setup, .fini = teardown, .timeout = 60);
+
+static uint64_t zxid_a;
+
+/* Apply one create in ENV. */
+static void create(struct st_env *env, uint64_t *zxid, const char *path, const void *data,
+		   uint32_t len)
+{
+	struct st_wtxn *w;
+	struct zt_op op = {.type = ZT_OP_CREATE, .path = path, .data = data, .len = len};
+	struct zt_txn t = {.zxid = ++*zxid, .time_ms = 1234, .nops = 1, .ops = &op};
+	struct zt_result res;
+	cr_assert_eq(st_wbegin(env, &w), 0);
+	cr_assert_eq(zt_apply(w, &t, &res, NULL, NULL), 0);
+	cr_assert_eq(res.err, 0, "%s: %d", path, res.err);
+	zt_results_free(&res, 1);
+	cr_assert_eq(st_wcommit(w), 0);
+}
+
+/* Copy A's tree to B with chunks of CAP bytes; returns the number of chunks. */
+static int transfer(size_t cap)
+{
+	unsigned char *buf = malloc(cap);
+	struct zt_snap_cursor c = {0};
+	struct zt_snap_state st;
+	struct st_rtxn *r;
+	struct st_wtxn *w;
+	int chunks = 0;
+	cr_assert_not_null(buf);
+	cr_assert_eq(st_rbegin(A, &r), 0);
+	cr_assert_eq(zt_snap_state(r, &st), 0);
+	cr_assert_eq(st_wbegin(B, &w), 0);
+	cr_assert_eq(zt_snap_stage_clear(w), 0);
+	cr_assert_eq(st_wcommit(w), 0);
+	while (!c.done) {
+		size_t len;
+		long n = zt_snap_export(r, &c, buf, cap, &len);
+		cr_assert_geq(n, 0);
+		if (n == 0)
+			continue;
+		chunks++;
+		cr_assert_eq(st_wbegin(B, &w), 0); /* one staging transaction per chunk */
+		cr_assert_eq(zt_snap_stage_put(w, buf, len), n);
+		cr_assert_eq(st_wcommit(w), 0);
+	}
+	st_rend(r);
+	cr_assert_eq(st_wbegin(B, &w), 0);
+	cr_assert_eq(zt_snap_install(w, &st), 0);
+	cr_assert_eq(st_wcommit(w), 0);
+	free(buf);
+	return chunks;
+}
+
+static void same_node(const char *path)
+{
+	struct st_rtxn *ra, *rb;
+	struct zt_node na, nb;
+	cr_assert_eq(st_rbegin(A, &ra), 0);
+	cr_assert_eq(st_rbegin(B, &rb), 0);
+	cr_assert_eq(zt_get(ra, path, &na), 0);
+	cr_assert_eq(zt_get(rb, path, &nb), 0, "%s missing after install", path);
+	cr_assert_eq(memcmp(&na.stat, &nb.stat, sizeof na.stat), 0, "%s: stat differs", path);
+	cr_assert_eq(na.stat.data_length, nb.stat.data_length);
+	cr_assert_eq(memcmp(na.data, nb.data, (size_t)na.stat.data_length), 0);
+	cr_assert_eq(zt_last_zxid(ra), zt_last_zxid(rb));
+	st_rend(ra);
+	st_rend(rb);
+}
+
+Test(zt_snap, round_trip_in_many_chunks_replaces_the_old_tree)
+{
+	static char big[600 * 1024];
+	uint64_t zb = 0;
+	char p[64];
+	zxid_a = 0;
+	memset(big, 'x', sizeof big);
+	create(A, &zxid_a, "/d", NULL, 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(p, sizeof p, "/d/n%d", i);
+		create(A, &zxid_a, p, big, sizeof big);
+	}
+	create(B, &zb, "/only-in-b", "old", 3);
+	struct st_rtxn *before;
+	cr_assert_eq(st_rbegin(B, &before), 0);
+	int chunks = transfer(ZT_SNAP_REC_MAX);
+	cr_assert_gt(chunks, 3);
+	same_node("/");
+	same_node("/d");
+	same_node("/d/n9");
+	struct zt_node n;
+	struct st_rtxn *r;
+	cr_assert_eq(st_rbegin(B, &r), 0);
+	cr_assert_eq(zt_get(r, "/only-in-b", &n), -ENOENT);
+	st_rend(r);
+	/* a snapshot begun before the install still sees the old tree, whole */
+	cr_assert_eq(zt_get(before, "/only-in-b", &n), 0);
+	cr_assert_eq(zt_get(before, "/d", &n), -ENOENT);
+	st_rend(before);
+	/* B goes on applying after A's last zxid; ids do not collide */
+	uint64_t zb2 = zxid_a;
+	create(B, &zb2, "/d/new", "1", 1);
+	cr_assert_eq(st_rbegin(B, &r), 0);
+	cr_assert_eq(zt_get(r, "/d", &n), 0);
+	cr_assert_eq(n.stat.num_children, 11);
+	st_rend(r);
+}
+
+Test(zt_snap, small_buffers_and_malformed_chunks_are_refused)
+{
+	unsigned char buf[64];
+	struct zt_snap_cursor c = {0};
+	struct st_rtxn *r;
+	struct st_wtxn *w;
+	size_t len;
+	cr_assert_eq(st_rbegin(A, &r), 0);
+	cr_assert_eq(zt_snap_export(r, &c, buf, sizeof buf, &len), -ENOBUFS);
+	st_rend(r);
+	cr_assert_eq(st_wbegin(B, &w), 0);
+	unsigned char bad[10] = {200, 0, 1, 0, 0, 0}; /* key length 200, nothing follows */
+	cr_assert_eq(zt_snap_stage_put(w, bad, sizeof bad), -EINVAL);
+	unsigned char tiny[6 + 2] = {2, 0, 0, 0, 0, 0, 1, 2}; /* key shorter than a parent id */
+	cr_assert_eq(zt_snap_stage_put(w, tiny, sizeof tiny), -EINVAL);
+	cr_assert_eq(zt_snap_stage_clear(w), 0);
+	struct zt_snap_state st = {5, 9};
+	cr_assert_eq(zt_snap_install(w, &st), -EINVAL); /* nothing staged: no root */
+	st_wabort(w);
+}
+
+#ifdef QFS_TEST_HOOKS
+Test(zt_snap, a_failed_install_keeps_the_old_tree)
+{
+	uint64_t zb = 0;
+	zxid_a = 0;
+	for (int i = 0; i < 5; i++) {
+		char p[32];
+		snprintf(p, sizeof p, "/a%d", i);
+		create(A, &zxid_a, p, "v", 1);
+	}
+	create(B, &zb, "/mine", "m", 1);
+	unsigned char *buf = malloc(ZT_SNAP_REC_MAX);
+	struct zt_snap_cursor c = {0};
+	struct zt_snap_state st;
+	struct st_rtxn *r;
+	struct st_wtxn *w;
+	size_t len;
+	cr_assert_eq(st_rbegin(A, &r), 0);
+	cr_assert_eq(zt_snap_state(r, &st), 0);
+	cr_assert_gt(zt_snap_export(r, &c, buf, ZT_SNAP_REC_MAX, &len), 0);
+	st_rend(r);
+	cr_assert_eq(st_wbegin(B, &w), 0);
+	cr_assert_eq(zt_snap_stage_clear(w), 0);
+	cr_assert_eq(zt_snap_stage_put(w, buf, len), 6);
+	cr_assert_eq(st_fault_set(B, ST_FAULT_PUT, 3, -ENOSPC), 0);
+	cr_assert_eq(zt_snap_install(w, &st), -ENOSPC);
+	st_wabort(w);
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(B, &r), 0);
+	cr_assert_eq(zt_get(r, "/mine", &n), 0);
+	cr_assert_eq(zt_get(r, "/a0", &n), -ENOENT);
+	st_rend(r);
+	free(buf);
+}
+#endif
