@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "consensus/rp_paxos.h"
+#include "consensus/rp_test.h"
 #include "store/zt_snap.h"
 
 #define RPX__MAX_OPS	 65536
@@ -99,6 +100,15 @@ static int rpx__pxid(const struct rpx *x, uint32_t node)
 
 /* ---- sending ---- */
 
+/* io_net_send, unless a test cut the link to node TO (then the frame is lost, as on a network). */
+static int rpx__net_send(struct rpx *x, uint32_t to, const void *body, size_t len)
+{
+	int p = rpx__pxid(x, to);
+	if (p >= 0 && __atomic_load_n(&x->cut[p], __ATOMIC_RELAXED))
+		return 0;
+	return io_net_send(x->net, to, body, len);
+}
+
 static int rpx__enc_reserve(struct rpx *x, size_t n)
 {
 	if (n <= x->enc_cap)
@@ -146,7 +156,7 @@ static void rpx__send_msg(struct rpx *x, const struct px_out *o)
 		return;
 	len = px_msg_encode(&o->msg, x->enc, n);
 	if (len > 0)
-		io_net_send(x->net, to, x->enc, (size_t)len);
+		rpx__net_send(x, to, x->enc, (size_t)len);
 }
 
 /* Send the held messages whose persist seq is now durable (they are in seq order). */
@@ -155,7 +165,7 @@ static void rpx__flush_held(struct rpx *x)
 	while (x->held && x->held->wait_seq <= x->persisted) {
 		struct rpx_held *h = x->held;
 		x->held = h->next;
-		io_net_send(x->net, h->to, h->body, h->len);
+		rpx__net_send(x, h->to, h->body, h->len);
 		x->held_bytes -= h->len;
 		free(h);
 	}
@@ -227,7 +237,7 @@ static void rpx__snap_start(struct rpx *x, uint32_t p)
 	rpx__put32(x->enc + RPX__SNAP_HDR + 24, (uint32_t)v.mv_size);
 	if (v.mv_size)
 		memcpy(x->enc + RPX__SNAP_HDR + 28, v.mv_data, v.mv_size);
-	if (io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + 28 + v.mv_size)) {
+	if (rpx__net_send(x, s->to, x->enc, RPX__SNAP_HDR + 28 + v.mv_size)) {
 		rpx__snd_free(x, p);
 		return;
 	}
@@ -259,7 +269,7 @@ static void rpx__pump(struct rpx *x)
 				rpx__snap_hdr(x->enc, RPX__S_END, s->xfer, s->idx);
 				rpx__put32(x->enc + RPX__SNAP_HDR, s->idx);
 				rpx__put64(x->enc + RPX__SNAP_HDR + 4, s->nrec);
-				rc = io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + 12);
+				rc = rpx__net_send(x, s->to, x->enc, RPX__SNAP_HDR + 12);
 				if (rc == -ENOBUFS)
 					break;
 				rpx__snd_free(x, p);
@@ -276,7 +286,7 @@ static void rpx__pump(struct rpx *x)
 			if (n == 0)
 				continue; /* done: END next */
 			rpx__snap_hdr(x->enc, RPX__S_DATA, s->xfer, s->idx);
-			rc = io_net_send(x->net, s->to, x->enc, RPX__SNAP_HDR + len);
+			rc = rpx__net_send(x, s->to, x->enc, RPX__SNAP_HDR + len);
 			if (rc == -ENOBUFS) {
 				s->cur = save;
 				break;
@@ -651,7 +661,8 @@ static void rpx__recv(void *arg, uint32_t from, const void *body, size_t len)
 	struct px_msg m;
 	int p = rpx__pxid(x, from);
 
-	if (p < 0 || len < 4 || x->stopping || !x->px)
+	if (p < 0 || len < 4 || x->stopping || !x->px ||
+	    __atomic_load_n(&x->cut[p], __ATOMIC_RELAXED))
 		return;
 	if (rpx__get32(b) == RPX__SNAP_MAGIC) {
 		rpx__snap_frame(x, from, b, len);
@@ -1013,6 +1024,20 @@ static const struct rp_ops rpx__ops = {
     .status = rpx_status,
     .close = rpx_close,
 };
+
+int rp_test_cut(struct rp *rp, uint32_t peer, int cut)
+{
+	struct rpx *x = (struct rpx *)rp;
+	int p;
+
+	if (!rp || rp->ops != &rpx__ops)
+		return -EINVAL;
+	p = rpx__pxid(x, peer);
+	if (p < 0 || (uint32_t)p == x->self)
+		return -EINVAL;
+	__atomic_store_n(&x->cut[p], cut ? 1 : 0, __ATOMIC_RELAXED);
+	return 0;
+}
 
 static int rpx__check(const struct rp_cluster_config *cl, uint32_t ids[RP_MAX_PEERS],
 		      uint32_t *self)

@@ -177,6 +177,7 @@ struct rpx {
 	uint8_t *rcv_begin; /* the BEGIN frame's body of the transfer being received */
 	size_t rcv_begin_len;
 	uint8_t cluster_id[RP_CLUSTER_LEN];
+	int cut[RP_MAX_PEERS]; /* rp_test_cut: frames to and from that node are lost; atomic */
 
 	/* Storage thread. */
 	pthread_t st_thread;

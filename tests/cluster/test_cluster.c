@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "consensus/rp.h"
+#include "consensus/rp_test.h"
 #include "store/st_test.h"
 #include "store/st.h"
 #include "store/zt.h"
@@ -391,6 +392,15 @@ static void write_everywhere(const char *prefix, int count)
 	cr_assert_eq(m.failed, 0, "%d writes failed, first: %d", m.failed, m.first_err);
 	pthread_mutex_destroy(&m.mu);
 	pthread_cond_destroy(&m.cv);
+}
+
+/* write_everywhere, at every open node except SKIP. */
+static void write_everywhere_majority(int skip, const char *prefix, int count)
+{
+	struct rp *saved = C.nodes[skip].rp;
+	C.nodes[skip].rp = NULL;
+	write_everywhere(prefix, count);
+	C.nodes[skip].rp = saved;
 }
 
 #ifdef QFS_TEST_HOOKS
@@ -1261,4 +1271,71 @@ Test(cluster, fifo_holds_across_a_leader_change)
 		     fi.m.failed, fi.count, fi.m.first_err);
 	node_open(leader);
 	wait_converged(15000);
+}
+
+/* ---- partitions (frames lost, processes alive) ---- */
+
+/* Cut node I off from every other node, both ways (CUT 1), or heal (0). */
+static void isolate(int i, int cut)
+{
+	for (int j = 0; j < C.n; j++) {
+		if (j == i || !C.nodes[j].rp)
+			continue;
+		cr_assert_eq(rp_test_cut(C.nodes[i].rp, (uint32_t)j + 1, cut), 0);
+		cr_assert_eq(rp_test_cut(C.nodes[j].rp, (uint32_t)i + 1, cut), 0);
+	}
+}
+
+Test(cluster, a_partitioned_follower_times_out_keeps_reading_and_converges_after_healing)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int f = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	wait_converged(10000);
+	isolate(f, 1);
+	uint64_t t0 = now_ms();
+	cr_assert_eq(put(f, ZT_OP_CREATE, "/cut-off", "?", NULL, NULL), -ETIMEDOUT);
+	cr_assert_lt(now_ms() - t0, 3500);
+	/* the majority goes on meanwhile; the cut-off node still reads its (older) tree */
+	write_everywhere_majority(f, "p", 10);
+	char *d = dump(f, NULL);
+	cr_assert(strstr(d, "/shared ") != NULL);
+	cr_assert(strstr(d, "/p") == NULL, "a cut-off node cannot have learnt the new writes");
+	free(d);
+	isolate(f, 0);
+	wait_converged(15000); /* by itself, without a restart */
+	create_ok(f, "/healed", "1");
+	wait_converged(10000);
+}
+
+Test(cluster, a_partitioned_leader_is_replaced_and_converges_after_healing)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int old = wait_leader(10000);
+	create_ok(old, "/shared", "0");
+	wait_converged(10000);
+	isolate(old, 1);
+	/* the other two elect a leader among themselves and take writes */
+	uint64_t end = now_ms() + 10000;
+	int nl = -1;
+	while (nl < 0) {
+		for (int i = 0; i < 3; i++)
+			if (i != old && stat_is(i, "role=leader\n"))
+				nl = i;
+		cr_assert_lt(now_ms(), end, "no new leader on the majority side");
+		sleep_ms(10);
+	}
+	create_ok(nl, "/majority", "1");
+	/* the old leader notices it lost its majority (check-quorum) and stops leading */
+	end = now_ms() + 10000;
+	while (stat_is(old, "role=leader\n"))
+		cr_assert_lt(now_ms(), end, "the cut-off leader keeps leading");
+	cr_assert_eq(put(old, ZT_OP_CREATE, "/stale", "?", NULL, NULL), -ETIMEDOUT);
+	isolate(old, 0);
+	wait_converged(15000);
+	create_ok(old, "/healed", "1");
+	wait_converged(10000);
 }
