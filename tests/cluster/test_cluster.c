@@ -1339,3 +1339,33 @@ Test(cluster, a_partitioned_leader_is_replaced_and_converges_after_healing)
 	create_ok(old, "/healed", "1");
 	wait_converged(10000);
 }
+
+/* A running node cut off long enough for the others to compact their logs catches up by a
+ * snapshot once healed, while its own pending write is resolved (outcome unknown or applied). */
+Test(cluster, a_healed_node_behind_the_compacted_log_installs_a_snapshot_while_running)
+{
+	char path[32];
+	cl_init(3, 10, 3);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int f = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	wait_converged(10000);
+	isolate(f, 1);
+	struct waiter w;
+	w_init(&w, rp_env(C.nodes[f].rp), NULL);
+	struct zt_op op = {.type = ZT_OP_CREATE, .path = "/pending", .version = -1};
+	cr_assert_eq(rp_submit(C.nodes[f].rp, &op, 1, w_cb, &w), 0);
+	for (int k = 0; k < 60; k++) {
+		snprintf(path, sizeof path, "/c%d", k);
+		create_ok(leader, path, "x");
+	}
+	isolate(f, 0);
+	w_wait(&w, 15000);
+	cr_assert(w.status == 0 || w.status == -ETIMEDOUT, "got %d", w.status);
+	wait_converged(20000);
+	cr_assert_geq(stat_num(f, "snapshots_installed"), 1);
+	w_fini(&w);
+	create_ok(f, "/after", "1");
+	wait_converged(10000);
+}
