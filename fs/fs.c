@@ -40,6 +40,25 @@ struct fs {
 	int stuck; /* fs_stop could not join a thread (only the daemon's exit path reads it) */
 	pthread_mutex_t hlock;
 	struct fs__hlink *handles; /* protected by hlock: every open handle (see fs__hlink) */
+	pthread_mutex_t xlock;
+	struct fs__expect *expects; /* protected by xlock: pending conditional versions */
+	size_t nexpects;	    /* protected by xlock */
+	atomic_int has_expects;	    /* expects != NULL, read without the lock (fast path) */
+};
+
+/*
+ * A conditional version set with setxattr user.zk.expect_version: the next write(2) or unlink of
+ * the node at PATH by the same process (thread group) carries it. FUSE does not say through which
+ * descriptor a setxattr came (fsetxattr arrives as a setxattr of the inode), so the expectation
+ * belongs to the process and the node: two processes never consume each other's, and a process
+ * that writes one node from two threads at once must serialise its fsetxattr+write pairs.
+ */
+struct fs__expect {
+	struct fs__expect *next; /* protected by fs->xlock */
+	pid_t tgid;
+	int32_t version;
+	int retry; /* re-armed for the VFS's one retry of an unlink that failed with ESTALE */
+	char path[];
 };
 
 /* Every open handle (file or directory) is on fs->handles, so that the ones the kernel never
@@ -370,6 +389,106 @@ static int fs__still_open(struct fs *fs, pid_t tgid, uint64_t ino)
 	return found;
 }
 
+/* ------------------------------------------------------------------ conditional versions */
+
+#define FS__EXPECT_MAX 4096 /* pending expectations at most (those of exited processes pruned) */
+
+/* Drop the expectations of processes that have exited. fs->xlock held. */
+static void fs__expect_prune(struct fs *fs)
+{
+	struct fs__expect **pp = &fs->expects;
+
+	while (*pp) {
+		struct fs__expect *x = *pp;
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/%d", (int)x->tgid);
+		if (access(proc, F_OK) != 0) {
+			*pp = x->next;
+			free(x);
+			fs->nexpects--;
+		} else {
+			pp = &x->next;
+		}
+	}
+}
+
+/* Unlink and return the expectation of TGID on PATH, or NULL. fs->xlock held. */
+static struct fs__expect *fs__expect_unlink(struct fs *fs, const char *path, pid_t tgid)
+{
+	for (struct fs__expect **pp = &fs->expects; *pp; pp = &(*pp)->next) {
+		struct fs__expect *x = *pp;
+
+		if (x->tgid == tgid && strcmp(x->path, path) == 0) {
+			*pp = x->next;
+			fs->nexpects--;
+			return x;
+		}
+	}
+	return NULL;
+}
+
+/* Set (VERSION >= 0) or clear (VERSION -1) what TGID expects of the node at PATH; RETRY marks
+ * an expectation re-armed after a mismatch (see fs__n_done). 0, -ENOMEM, -ENOSPC (too many). */
+static int fs__expect_set(struct fs *fs, const char *path, pid_t tgid, int32_t version, int retry)
+{
+	size_t len = strlen(path);
+	struct fs__expect *x = NULL;
+	int rv = 0;
+
+	if (version >= 0) {
+		x = malloc(sizeof(*x) + len + 1);
+		if (!x)
+			return -ENOMEM;
+		x->tgid = tgid;
+		x->version = version;
+		x->retry = retry;
+		memcpy(x->path, path, len + 1);
+	}
+	pthread_mutex_lock(&fs->xlock);
+	free(fs__expect_unlink(fs, path, tgid));
+	if (x && fs->nexpects >= FS__EXPECT_MAX)
+		fs__expect_prune(fs);
+	if (x && fs->nexpects >= FS__EXPECT_MAX) {
+		free(x);
+		rv = -ENOSPC;
+	} else if (x) {
+		x->next = fs->expects;
+		fs->expects = x;
+		fs->nexpects++;
+	}
+	atomic_store(&fs->has_expects, fs->expects != NULL);
+	pthread_mutex_unlock(&fs->xlock);
+	return rv;
+}
+
+/* The version the process of REQ expects of the node at PATH, consumed; -1 when none.
+ * tgid (may be NULL): the process; retry (may be NULL): whether it was re-armed. */
+static int32_t fs__expect_take(struct fs *fs, fuse_req_t req, const char *path, pid_t *tgidp,
+			       int *retry)
+{
+	struct fs__expect *x;
+	int32_t version = -1;
+	pid_t tgid;
+
+	if (!atomic_load(&fs->has_expects))
+		return -1;
+	tgid = fs__tgid(fuse_req_ctx(req)->pid);
+	if (tgidp)
+		*tgidp = tgid;
+	pthread_mutex_lock(&fs->xlock);
+	x = fs__expect_unlink(fs, path, tgid);
+	atomic_store(&fs->has_expects, fs->expects != NULL);
+	pthread_mutex_unlock(&fs->xlock);
+	if (x) {
+		version = x->version;
+		if (retry)
+			*retry = x->retry;
+		free(x);
+	}
+	return version;
+}
+
 /* ------------------------------------------------------------------ invalidations */
 
 /* An invalidation job: owned by the queue that runs it (no lock needed). */
@@ -573,8 +692,10 @@ struct fs__wreq {
 	struct fs__fh *fh;
 	fuse_req_t req;
 	enum fs__wtype type;
-	off_t off;    /* write: offset; trunc: new size */
-	size_t size;  /* write: byte count */
+	off_t off;   /* write: offset; trunc: new size */
+	size_t size; /* write: byte count */
+	int32_t
+	    version;  /* write: the version the node must have (-1: any; user.zk.expect_version) */
 	char *data;   /* write waiting in the queue: a copy of its bytes (owned) */
 	char *newbuf; /* the content being committed (owned until it replaces fh->buf) */
 	size_t newlen;
@@ -670,8 +791,11 @@ static int fs__w_start(struct fs__wreq *w, const char *data)
 	if (rv != 0)
 		goto err;
 	st_rend(r);
-	op = (struct zt_op){
-	    .type = ZT_OP_SET, .version = -1, .path = p.node, .data = w->newbuf, .len = newlen};
+	op = (struct zt_op){.type = ZT_OP_SET,
+			    .version = w->version,
+			    .path = p.node,
+			    .data = w->newbuf,
+			    .len = newlen};
 	rv = rp_submit(fs->rp, &op, 1, fs__w_done, w);
 	if (rv != 0)
 		goto err;
@@ -759,6 +883,13 @@ static void fs__w_submit(fuse_req_t req, struct fs__fh *fh, enum fs__wtype type,
 	w->type = type;
 	w->off = off;
 	w->size = size;
+	w->version = -1;
+	if (type == FS__W_WRITE && atomic_load(&fs->has_expects)) {
+		struct fs__pin p;
+
+		if (fs__pin(fs, fh->in->ino, &p) == 0)
+			w->version = fs__expect_take(fs, req, p.node, NULL, NULL);
+	}
 	pthread_mutex_lock(&fh->lock);
 	if (!fh->busy) {
 		rv = fs__w_start(w, data);
@@ -802,6 +933,9 @@ struct fs__nctx {
 	struct fuse_file_info fi; /* create */
 	struct fs__fh *fh;	  /* create: allocated before submitting */
 	int err;
+	pid_t tgid;	 /* unlink, rmdir: the caller, when it set an expected version */
+	int32_t version; /* unlink, rmdir: the expected version (-1: none) */
+	int retry;	 /* ... and it was the re-armed one */
 	char path[FS__PATH_CAP];
 	char path2[FS__PATH_CAP];
 };
@@ -904,6 +1038,11 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 		return;
 	case FS__N_UNLINK:
 	case FS__N_RMDIR:
+		/* The VFS retries a path operation that failed with ESTALE once (after looking
+		 * the name up again): the retry must carry the same expectation, and fail too. */
+		if (err == ZT_EBADVERSION && c->version >= 0 && !c->retry &&
+		    fs__expect_set(fs, c->path, c->tgid, c->version, 1) != 0)
+			err = -ENOMEM;
 		if (err == 0) {
 			pthread_mutex_lock(&fs->it.lock);
 			fs__it_unlink(&fs->it, c->path);
@@ -1342,6 +1481,8 @@ static void fs__remove(fuse_req_t req, fuse_ino_t parent, const char *name, enum
 	if (rv != 0)
 		goto err;
 	zop.path = c->path;
+	zop.version = fs__expect_take(fs, req, c->path, &c->tgid, &c->retry);
+	c->version = zop.version;
 	rv = fs__n_submit(c, &zop, 1);
 	if (rv != 0)
 		goto err;
@@ -2010,18 +2151,73 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, buf, len);
 }
 
+#define FS__XATTR_EXPECT FS__XATTR_PREFIX "expect_version"
+
+/* Parse a decimal int32 of SIZE bytes (no NUL needed) into *OUT. 0 or -EINVAL. */
+static int fs__parse_i32(const char *value, size_t size, int32_t *out)
+{
+	char buf[16], *end;
+	long long v;
+
+	if (size == 0 || size >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, value, size);
+	buf[size] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0' || v < -1 || v > INT32_MAX)
+		return -EINVAL;
+	*out = (int32_t)v;
+	return 0;
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	/* The stat is the tree's to maintain; other attributes have nowhere to live. */
-	fuse_reply_err(
-	    req, strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? EPERM : ENOTSUP);
+	struct fs *fs = fs__of(req);
+	struct fs__pin p;
+	int32_t version;
+	int rv;
+
+	if (strcmp(name, FS__XATTR_EXPECT) != 0) {
+		/* The stat is the tree's to maintain; other attributes have nowhere to live. */
+		rv = strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? -EPERM
+										    : -ENOTSUP;
+		goto out;
+	}
+	/* Not stored: the next write(2) or unlink of this node by this process requires that
+	 * version (see fs__expect). -1 clears it. */
+	rv = fs__pin(fs, ino, &p);
+	if (rv != 0)
+		goto out;
+	if (!fs__is_node(p.kind)) {
+		rv = -EPERM;
+		goto out;
+	}
+	rv = fs__parse_i32(value, size, &version);
+	if (rv != 0)
+		goto out;
+	rv = fs__expect_set(fs, p.node, fs__tgid(fuse_req_ctx(req)->pid), version, 0);
+out:
+	fuse_reply_err(req, -rv);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(
-	    req, strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? EPERM : ENODATA);
+	struct fs *fs = fs__of(req);
+	struct fs__pin p;
+	int rv;
+
+	if (strcmp(name, FS__XATTR_EXPECT) != 0) {
+		rv = strncmp(name, FS__XATTR_PREFIX, strlen(FS__XATTR_PREFIX)) == 0 ? -EPERM
+										    : -ENODATA;
+		goto out;
+	}
+	rv = fs__pin(fs, ino, &p);
+	if (rv == 0)
+		rv = fs__expect_set(fs, p.node, fs__tgid(fuse_req_ctx(req)->pid), -1, 0);
+out:
+	fuse_reply_err(req, -rv);
 }
 
 static const struct fuse_lowlevel_ops fs__ops = {
@@ -2068,6 +2264,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 		return -ENOMEM;
 	fs->cfg = *cfg;
 	pthread_mutex_init(&fs->hlock, NULL);
+	pthread_mutex_init(&fs->xlock, NULL);
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	rv = fs__queue_start(&fs->qinode);
 	if (rv != 0)
@@ -2147,6 +2344,13 @@ void fs_free(struct fs *fs)
 			fs__fh_free((struct fs__fh *)fs->handles);
 	}
 	pthread_mutex_destroy(&fs->hlock);
+	while (fs->expects) {
+		struct fs__expect *x = fs->expects;
+
+		fs->expects = x->next;
+		free(x);
+	}
+	pthread_mutex_destroy(&fs->xlock);
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);
 	free(fs);

@@ -6,6 +6,14 @@
  *   quorumctl get MOUNT/PATH        the node's data, byte for byte
  *   quorumctl set MOUNT/PATH DATA   replace the data in ONE write (one version); DATA "-": stdin
  *   quorumctl stat MOUNT/PATH       the node's stat, as zkCli prints it
+ *   quorumctl set -v VERSION ...    conditional: only if the node's version is VERSION
+ *   quorumctl rm [-v VERSION] MOUNT/PATH
+ *
+ * Conditions travel as the extended attribute user.zk.expect_version, set by this process on the
+ * node (fsetxattr on the open descriptor for set, setxattr on the path for rm) right before the
+ * write or unlink that consumes it: the daemon keys it by process and node, so concurrent callers
+ * never see each other's. A mismatch fails that write/unlink with ESTALE and changes nothing; we
+ * then print "version mismatch: expected X, actual Y" and exit 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,15 +26,54 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DATA (1024 * 1024 - 1)
+#define MAX_DATA     (1024 * 1024 - 1)
+#define XATTR_EXPECT "user.zk.expect_version"
+#define EXIT_USAGE   2
+
+/* One line of usage per subcommand; "quorumctl CMD --help" prints its line and its text. */
+struct cmd_help {
+	const char *name;
+	const char *usage;
+	const char *text;
+};
+
+static const struct cmd_help helps[] = {
+    {"status", "status MOUNT", "Print the node's .zk/status (key=value lines)."},
+    {"get", "get MOUNT/PATH", "Print the node's data, byte for byte."},
+    {"set", "set [-v VERSION] MOUNT/PATH DATA",
+     "Replace the node's data in one write (one version); DATA '-' reads standard input.\n"
+     "With -v, only if the node's version is VERSION: otherwise nothing changes, the\n"
+     "message names the expected and the actual version, and the exit status is 1."},
+    {"stat", "stat MOUNT/PATH", "Print the node's stat as zkCli does."},
+    {"rm", "rm [-v VERSION] MOUNT/PATH",
+     "Delete the node (it must have no children). With -v, only if its version is\n"
+     "VERSION (as set -v)."},
+};
+#define NHELPS (sizeof(helps) / sizeof(helps[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: quorumctl status MOUNT\n"
-		   "       quorumctl get MOUNT/PATH\n"
-		   "       quorumctl set MOUNT/PATH DATA      (DATA '-' reads standard input)\n"
-		   "       quorumctl stat MOUNT/PATH\n"
-		   "       quorumctl --help | --version\n");
+	fprintf(f, "usage:");
+	for (size_t i = 0; i < NHELPS; i++)
+		fprintf(f, "%s quorumctl %s\n", i ? "      " : "", helps[i].usage);
+	fprintf(f, "       quorumctl CMD --help | --help | --version\n");
+}
+
+/* The help of subcommand NAME on F; 2 (usage error) unless TO_STDOUT. */
+static int cmd_usage(const char *name, int to_stdout)
+{
+	FILE *f = to_stdout ? stdout : stderr;
+
+	for (size_t i = 0; i < NHELPS; i++) {
+		if (strcmp(helps[i].name, name) == 0) {
+			fprintf(f, "usage: quorumctl %s\n", helps[i].usage);
+			if (to_stdout)
+				fprintf(f, "\n%s\n", helps[i].text);
+			return to_stdout ? 0 : EXIT_USAGE;
+		}
+	}
+	usage(f);
+	return EXIT_USAGE;
 }
 
 /* The file that holds PATH's data: PATH itself, or PATH/.data for a directory node. */
@@ -77,7 +124,38 @@ static int cmd_get(const char *path)
 	return cat_file(file);
 }
 
-static int cmd_set(const char *path, const char *data)
+/* The node's version now, for a mismatch message ("?" when it cannot be read). */
+static void print_mismatch(const char *path, int fd, long expected)
+{
+	char v[32] = "?";
+	ssize_t n = fd >= 0 ? fgetxattr(fd, "user.zk.version", v, sizeof(v) - 1)
+			    : getxattr(path, "user.zk.version", v, sizeof(v) - 1);
+
+	if (n > 0)
+		v[n] = '\0';
+	else
+		snprintf(v, sizeof(v), "?");
+	fprintf(stderr, "quorumctl: %s: version mismatch: expected %ld, actual %s\n", path,
+		expected, v);
+}
+
+/* Parse a version for -v: 0..INT32_MAX. */
+static int parse_version(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || v < 0 || v > 2147483647L) {
+		fprintf(stderr, "quorumctl: bad version '%s'\n", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int cmd_set(const char *path, const char *data, long version)
 {
 	char file[8192];
 	char *buf = NULL;
@@ -120,9 +198,23 @@ static int cmd_set(const char *path, const char *data)
 		free(buf);
 		return 1;
 	}
+	if (version >= 0) {
+		char v[32];
+		int vl = snprintf(v, sizeof(v), "%ld", version);
+
+		if (fsetxattr(fd, XATTR_EXPECT, v, (size_t)vl, 0) != 0) {
+			fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+			close(fd);
+			free(buf);
+			return 1;
+		}
+	}
 	n = write(fd, buf, len);
 	rv = 0;
-	if (n < 0) {
+	if (n < 0 && errno == ESTALE && version >= 0) {
+		print_mismatch(path, fd, version);
+		rv = 1;
+	} else if (n < 0) {
 		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
 		rv = 1;
 	} else if ((size_t)n != len) {
@@ -186,9 +278,75 @@ static int cmd_stat(const char *path)
 	return fflush(stdout) != 0;
 }
 
+static int cmd_rm(const char *path, long version)
+{
+	struct stat st;
+	int rv;
+
+	if (lstat(path, &st) != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (version >= 0) {
+		char v[32];
+		int vl = snprintf(v, sizeof(v), "%ld", version);
+
+		if (setxattr(path, XATTR_EXPECT, v, (size_t)vl, 0) != 0) {
+			fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	rv = S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path);
+	if (rv != 0 && errno == ESTALE && version >= 0) {
+		print_mismatch(path, -1, version);
+		return 1;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* Options of a subcommand: -v VERSION (when ALLOW_V) and --help. Returns the index of the first
+ * operand, or -1 (help printed: *status set). */
+static int sub_options(int argc, char **argv, const char *name, int allow_v, long *version,
+		       int *status)
+{
+	int i = 2;
+
+	*version = -1;
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			*status = cmd_usage(name, 1);
+			return -1;
+		}
+		if (strcmp(argv[i], "--") == 0)
+			return i + 1;
+		if (allow_v && strcmp(argv[i], "-v") == 0 && i + 1 < argc) {
+			if (parse_version(argv[++i], version) != 0) {
+				*status = EXIT_USAGE;
+				return -1;
+			}
+			continue;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			fprintf(stderr, "quorumctl %s: unknown option '%s'\n", name, argv[i]);
+			*status = cmd_usage(name, 0);
+			return -1;
+		}
+		break;
+	}
+	return i;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+	const char *cmd;
+	long version;
+	int status = 0, i, n;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}
@@ -196,18 +354,29 @@ int main(int argc, char **argv)
 		printf("quorumctl %s\n", QFS_VERSION);
 		return 0;
 	}
-	if (argc == 3 && strcmp(argv[1], "status") == 0) {
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	i = sub_options(argc, argv, cmd, strcmp(cmd, "set") == 0 || strcmp(cmd, "rm") == 0,
+			&version, &status);
+	if (i < 0)
+		return status;
+	n = argc - i;
+	if (strcmp(cmd, "status") == 0 && n == 1) {
 		char file[8192];
 
-		snprintf(file, sizeof(file), "%s/.zk/status", argv[2]);
+		snprintf(file, sizeof(file), "%s/.zk/status", argv[i]);
 		return cat_file(file);
 	}
-	if (argc == 3 && strcmp(argv[1], "get") == 0)
-		return cmd_get(argv[2]);
-	if (argc == 4 && strcmp(argv[1], "set") == 0)
-		return cmd_set(argv[2], argv[3]);
-	if (argc == 3 && strcmp(argv[1], "stat") == 0)
-		return cmd_stat(argv[2]);
-	usage(stderr);
-	return 2;
+	if (strcmp(cmd, "get") == 0 && n == 1)
+		return cmd_get(argv[i]);
+	if (strcmp(cmd, "set") == 0 && n == 2)
+		return cmd_set(argv[i], argv[i + 1], version);
+	if (strcmp(cmd, "stat") == 0 && n == 1)
+		return cmd_stat(argv[i]);
+	if (strcmp(cmd, "rm") == 0 && n == 1)
+		return cmd_rm(argv[i], version);
+	return cmd_usage(cmd, 0);
 }
