@@ -586,7 +586,6 @@ static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
 	int rc = 0;
 
 	for (struct rpx_job *j = jobs; j && rc == 0 && !*reboot; j = j->next) {
-		j->done = 1;
 		switch (j->type) {
 		case RPX_J_REBOOT:
 			*reboot = 1; /* what follows belongs to the core that failed */
@@ -616,6 +615,7 @@ static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
 				rc = rpx__items_grow(x);
 			if (rc) {
 				rpx__complete(x, it, rc, 0);
+				j->item = NULL;
 				rc = 0;
 				break;
 			}

@@ -68,7 +68,6 @@ struct rpx_job {
 	struct rpx_job *next;
 	enum rpx_job_type type;
 	uint64_t epoch; /* the core generation that produced it (rpx.epoch) */
-	int done;	/* run by the storage thread */
 	uint64_t a, b;
 	int status;
 	unsigned flags;	       /* RPX_P_* */
