@@ -15,6 +15,13 @@
  * followed by the node's data.
  *
  * The "meta" database holds "state": struct zt__state (last applied zxid, next unused node id).
+ *
+ * The owner index of ephemeral nodes lives in the "tree" database too, under keys that no node
+ * can have (no node id is 2^64-1):
+ *
+ *     ff ff ff ff ff ff ff ff || be64(owner) || be64(node id)    ->  the node's path (no NUL)
+ *
+ * so a session's nodes are contiguous, and the index travels with the tree in snapshots.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +67,26 @@ struct zt__ent {
 };
 
 static const MDB_val zt__state_key = {5, "state"};
+
+#define ZT__OWNER_KEY_LEN 24
+
+static void zt__owner_key(unsigned char *b, uint64_t owner, uint64_t id)
+{
+	memset(b, 0xff, 8);
+	for (int i = 0; i < 8; i++) {
+		b[8 + i] = (unsigned char)(owner >> (56 - 8 * i));
+		b[16 + i] = (unsigned char)(id >> (56 - 8 * i));
+	}
+}
+
+static uint64_t zt__be64(const unsigned char *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
 
 /* ---- keys and values ---- */
 
@@ -399,6 +426,17 @@ static int zt__create_node(struct zt__ctx *c, const struct zt__key *pkey, const 
 	rc = zt__put(c->env, c->txn, &key, &h, data, dlen);
 	if (rc)
 		return rc;
+	if (owner != 0) {
+		unsigned char ob[ZT__OWNER_KEY_LEN];
+		MDB_val ok = {sizeof ob, ob}, ov = {len, (void *)path};
+
+		zt__owner_key(ob, (uint64_t)owner, h.id);
+		rc = st__fault_put(c->env);
+		if (rc == 0)
+			rc = st__err(mdb_put(c->txn, c->env->tree, &ok, &ov, 0));
+		if (rc)
+			return rc;
+	}
 	rc = zt__parent_bump(c, pkey, +1);
 	if (rc)
 		return rc;
@@ -512,6 +550,15 @@ static int zt__delete_node(struct zt__ctx *c, const struct zt__ent *e, const cha
 	rc = st__err(mdb_del(c->txn, c->env->tree, &k, NULL));
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
+	if (e->h.owner != 0) {
+		unsigned char ob[ZT__OWNER_KEY_LEN];
+		MDB_val ok = {sizeof ob, ob};
+
+		zt__owner_key(ob, (uint64_t)e->h.owner, e->h.id);
+		rc = st__err(mdb_del(c->txn, c->env->tree, &ok, NULL));
+		if (rc && rc != -ENOENT) /* (a store from before the index has none) */
+			return rc;
+	}
 	rc = zt__parent_bump(c, &parent.key, -1);
 	if (rc)
 		return rc;
@@ -547,12 +594,84 @@ static int zt__find_op(struct zt__ctx *c, const struct zt_op *op, struct zt_resu
 	return 0;
 }
 
+/* ZT_DELETE_SESSION: delete every node of session op->owner (see zt.h). */
+static int zt__op_close_session(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
+{
+	unsigned char ob[ZT__OWNER_KEY_LEN];
+	struct st__buf paths = {0};
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	if (op->owner == 0 || !op->path || strcmp(op->path, "/") != 0) {
+		res->err = ZT_EBADARGS;
+		return 0;
+	}
+	/* Collect the indexed paths first: the deletes below change the database under a cursor.
+	 * Entries: u64 node id, u32 length, path, NUL. */
+	zt__owner_key(ob, (uint64_t)op->owner, 0);
+	rc = st__err(mdb_cursor_open(c->txn, c->env->tree, &cur));
+	if (rc)
+		return rc;
+	k.mv_size = sizeof ob;
+	k.mv_data = ob;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == ZT__OWNER_KEY_LEN && memcmp(k.mv_data, ob, 16) == 0) {
+		uint64_t id = zt__be64((const unsigned char *)k.mv_data + 16);
+		uint32_t l = (uint32_t)v.mv_size;
+
+		if (l == 0 || l >= ZT_PATH_MAX) {
+			rc = -EIO;
+			goto out;
+		}
+		rc = st__buf_reserve(&paths, sizeof id + sizeof l + l + 1);
+		if (rc)
+			goto out;
+		memcpy(paths.p + paths.len, &id, sizeof id);
+		memcpy(paths.p + paths.len + sizeof id, &l, sizeof l);
+		memcpy(paths.p + paths.len + sizeof id + sizeof l, v.mv_data, l);
+		paths.p[paths.len + sizeof id + sizeof l + l] = '\0';
+		paths.len += sizeof id + sizeof l + l + 1;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : st__err(rc);
+	mdb_cursor_close(cur);
+	cur = NULL;
+	for (size_t off = 0; rc == 0 && off < paths.len;) {
+		struct zt__ent e;
+		uint64_t id;
+		uint32_t l;
+		const char *path = paths.p + off + sizeof id + sizeof l;
+
+		memcpy(&id, paths.p + off, sizeof id);
+		memcpy(&l, paths.p + off + sizeof id, sizeof l);
+		off += sizeof id + sizeof l + l + 1;
+		rc = zt__find(c->txn, c->env->tree, path, l, &e);
+		if (rc == 0 && e.h.id == id && e.h.owner == op->owner && e.h.num_children == 0) {
+			rc = zt__delete_node(c, &e, path, l);
+		} else if (rc == 0 || rc == -ENOENT) {
+			/* A stale entry (cannot happen through zt_apply): drop it. */
+			zt__owner_key(ob, (uint64_t)op->owner, id);
+			k.mv_size = sizeof ob;
+			k.mv_data = ob;
+			rc = st__err(mdb_del(c->txn, c->env->tree, &k, NULL));
+		}
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	free(paths.p);
+	return rc;
+}
+
 static int zt__op_delete(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
 {
 	struct zt__ent e;
 	size_t len;
 	int rc;
 
+	if (op->flags & ZT_DELETE_SESSION)
+		return zt__op_close_session(c, op, res);
 	if (op->path && strcmp(op->path, "/") == 0) {
 		res->err = ZT_EBADARGS;
 		return 0;
@@ -883,6 +1002,47 @@ int zt_list(struct st_rtxn *r, const char *path, zt_list_cb cb, void *arg)
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : st__err(rc);
 out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int zt_sessions(struct st_rtxn *r, uint64_t lo, uint64_t hi, zt_session_cb cb, void *arg)
+{
+	unsigned char ob[ZT__OWNER_KEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t cur_owner = 0;
+	uint32_t n = 0;
+	int rc;
+
+	if (lo > hi)
+		return 0;
+	zt__owner_key(ob, lo, 0);
+	rc = st__err(mdb_cursor_open(r->txn, r->env->tree, &cur));
+	if (rc)
+		return rc;
+	k.mv_size = sizeof ob;
+	k.mv_data = ob;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == ZT__OWNER_KEY_LEN && memcmp(k.mv_data, ob, 8) == 0) {
+		uint64_t owner = zt__be64((const unsigned char *)k.mv_data + 8);
+
+		if (owner > hi)
+			break;
+		if (n > 0 && owner != cur_owner) {
+			if (cb(arg, (int64_t)cur_owner, n)) {
+				n = 0;
+				break;
+			}
+			n = 0;
+		}
+		cur_owner = owner;
+		n++;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : st__err(rc);
+	if (rc == 0 && n > 0)
+		cb(arg, (int64_t)cur_owner, n);
 	mdb_cursor_close(cur);
 	return rc;
 }

@@ -67,7 +67,7 @@ struct zt_node {
 
 enum zt_op_type {
 	ZT_OP_CREATE = 1, /* path, data, flags ZT_CREATE_*, owner (ephemeral session) */
-	ZT_OP_DELETE = 2, /* path, version (-1: any) */
+	ZT_OP_DELETE = 2, /* path, version (-1: any); flag ZT_DELETE_SESSION: see there */
 	ZT_OP_SET = 3,    /* path, data, version (-1: any) */
 	ZT_OP_CHECK = 4,  /* path, version: fails with ZT_EBADVERSION unless it matches */
 	ZT_OP_RENAME = 5, /* path -> path2. path2 missing: created with path's data and kind (new czxid);
@@ -85,6 +85,15 @@ enum zt_op_type {
                                      for persistent nodes (ephemeral_owner stays 0) */
 #define ZT_CREATE_SEQUENTIAL 0x4u /* name gets the parent's cversion as %010d appended; the path may
                                      then end in '/' (the name is the number alone) */
+
+#define ZT_DELETE_SESSION 0x1u /* ZT_OP_DELETE closes session OWNER (non-zero; path must be "/",
+                                 version is ignored; else ZT_EBADARGS): every node whose
+                                 ephemeralOwner is OWNER is deleted, in this one transaction
+                                 (none: success, nothing changes). res.stat stays zero. Changes:
+                                 those of deleting each node, in the order they were created.
+                                 Found through an owner index kept in the tree database (keys
+                                 that start with 8 bytes 0xff, never a node's key, so they travel
+                                 with zt_snap exports), maintained by every create and delete. */
 
 struct zt_op {
 	enum zt_op_type type;
@@ -165,6 +174,13 @@ int zt_get(struct st_rtxn *r, const char *path, struct zt_node *out);
  * -ENOENT when PATH does not exist. NAME is NUL-terminated; both valid only during the call. */
 typedef int (*zt_list_cb)(void *arg, const char *name, const struct zt_node *child);
 int zt_list(struct st_rtxn *r, const char *path, zt_list_cb cb, void *arg);
+
+/* The sessions that own nodes, with OWNER (as unsigned) in [lo, hi], in ascending order, each
+ * once with the number of its nodes; CB returns non-zero to stop (zt_sessions then returns 0).
+ * E.g. a restarted daemon finds the sessions of its previous incarnation. 0, -EIO, -ENOMEM.
+ * Any thread, like zt_list. */
+typedef int (*zt_session_cb)(void *arg, int64_t owner, uint32_t nnodes);
+int zt_sessions(struct st_rtxn *r, uint64_t lo, uint64_t hi, zt_session_cb cb, void *arg);
 
 /* Last applied zxid (0 for an empty store). */
 uint64_t zt_last_zxid(struct st_rtxn *r);

@@ -877,3 +877,165 @@ Test(zt, storage_failure_during_apply)
 	cr_assert_eq(create("/b", NULL, 0), 0);
 }
 #endif
+
+/* ---- sessions: ZT_DELETE_SESSION and zt_sessions ---- */
+
+static int eph(const char *path, int64_t owner, uint32_t flags, struct zt_result *res)
+{
+	return apply1((struct zt_op){.type = ZT_OP_CREATE,
+				     .flags = ZT_CREATE_EPHEMERAL | flags,
+				     .owner = owner,
+				     .path = path},
+		      res);
+}
+
+static int close_session(int64_t owner)
+{
+	return apply1((struct zt_op){.type = ZT_OP_DELETE,
+				     .flags = ZT_DELETE_SESSION,
+				     .version = -1,
+				     .owner = owner,
+				     .path = "/"},
+		      NULL);
+}
+
+static char sessions_out[1024];
+
+static int sessions_cb(void *arg, int64_t owner, uint32_t n)
+{
+	char one[64];
+	snprintf(one, sizeof one, "%llx:%u ", (unsigned long long)owner, n);
+	strcat(sessions_out, one);
+	return arg != NULL; /* stop after the first when ARG is set */
+}
+
+static const char *sessions(uint64_t lo, uint64_t hi, void *stop)
+{
+	struct st_rtxn *r;
+	sessions_out[0] = '\0';
+	cr_assert_eq(st_rbegin(env, &r), 0);
+	cr_assert_eq(zt_sessions(r, lo, hi, sessions_cb, stop), 0);
+	st_rend(r);
+	return sessions_out;
+}
+
+Test(zt, close_session_deletes_all_its_nodes_in_one_txn)
+{
+	const int64_t a = (int64_t)0x0100000000000005LL, b = (int64_t)0x0200000000000001LL;
+	cr_assert_eq(create("/svc", NULL, ZT_CREATE_DIR), 0);
+	cr_assert_eq(create("/other", NULL, ZT_CREATE_DIR), 0);
+	cr_assert_eq(eph("/svc/a1", a, 0, NULL), 0);
+	cr_assert_eq(eph("/other/a2", a, 0, NULL), 0);
+	cr_assert_eq(eph("/svc/b1", b, 0, NULL), 0);
+	struct zt_result res;
+	cr_assert_eq(eph("/svc/s-", a, ZT_CREATE_SEQUENTIAL, &res), 0);
+	cr_assert_str_eq(res.path, "/svc/s-0000000002");
+	zt_results_free(&res, 1);
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "100000000000005:3 200000000000001:1 ");
+	cr_assert_str_eq(sessions(0x0200000000000000ULL, 0x02ffffffffffffffULL, NULL),
+			 "200000000000001:1 ");
+	cr_assert_str_eq(sessions(0, UINT64_MAX, (void *)1), "100000000000005:3 ");
+	/* the index does not show up as children of anything */
+	char out[256];
+	cr_assert_eq(list("/", out), 0);
+	cr_assert_str_eq(out, "other,svc,");
+
+	struct zt_stat before = stat_of("/svc");
+	uint64_t z = zxid + 1;
+	cr_assert_eq(close_session(a), 0);
+	cr_assert_eq(last_zxid(), z);
+	/* every deletion in one transaction (one zxid), with its events, in creation order */
+	cr_assert_str_eq(events,
+			 "D:/svc/a1 K:/svc D:/other/a2 K:/other D:/svc/s-0000000002 K:/svc ");
+	struct zt_node n;
+	cr_assert_eq(getn("/svc/a1", &n), -ENOENT);
+	cr_assert_eq(getn("/other/a2", &n), -ENOENT);
+	cr_assert_eq(getn("/svc/s-0000000002", &n), -ENOENT);
+	cr_assert_eq(getn("/svc/b1", &n), 0);
+	cr_assert_eq(stat_of("/svc").num_children, 1);
+	cr_assert_eq(stat_of("/svc").cversion, before.cversion + 2);
+	cr_assert_eq(stat_of("/svc").pzxid, (int64_t)z);
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "200000000000001:1 ");
+	/* closing it again, or a session without nodes: success, nothing changes */
+	char *d0 = dump();
+	cr_assert_eq(close_session(a), 0);
+	cr_assert_eq(close_session(12345), 0);
+	char *d1 = dump();
+	cr_assert_str_eq(d0, d1);
+	free(d0);
+	free(d1);
+	/* bad arguments */
+	cr_assert_eq(close_session(0), ZT_EBADARGS);
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_DELETE,
+					   .flags = ZT_DELETE_SESSION,
+					   .owner = b,
+					   .path = "/svc/b1"},
+			    NULL),
+		     ZT_EBADARGS);
+	cr_assert_eq(getn("/svc/b1", &n), 0);
+}
+
+Test(zt, owner_index_follows_deletes_and_renames)
+{
+	const int64_t a = 77;
+	cr_assert_eq(create("/d", NULL, ZT_CREATE_DIR), 0);
+	cr_assert_eq(eph("/d/x", a, 0, NULL), 0);
+	cr_assert_eq(eph("/d/y", a, 0, NULL), 0);
+	/* an ordinary delete drops its index entry */
+	cr_assert_eq(
+	    apply1((struct zt_op){.type = ZT_OP_DELETE, .version = -1, .path = "/d/y"}, NULL), 0);
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "4d:1 ");
+	/* a rename keeps the owner: the index follows the new path */
+	cr_assert_eq(
+	    apply1((struct zt_op){.type = ZT_OP_RENAME, .path = "/d/x", .path2 = "/d/z"}, NULL), 0);
+	cr_assert_eq(stat_of("/d/z").ephemeral_owner, a);
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "4d:1 ");
+	cr_assert_eq(close_session(a), 0);
+	cr_assert_str_eq(events, "D:/d/z K:/d ");
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "");
+	cr_assert_eq(stat_of("/d").num_children, 0);
+}
+
+Test(zt, close_session_in_a_failed_multi_changes_nothing)
+{
+	cr_assert_eq(eph("/e", 5, 0, NULL), 0);
+	char *d0 = dump();
+	struct zt_op ops[2] = {
+	    {.type = ZT_OP_DELETE,
+	     .flags = ZT_DELETE_SESSION,
+	     .version = -1,
+	     .owner = 5,
+	     .path = "/"},
+	    {.type = ZT_OP_CHECK, .version = 3, .path = "/"},
+	};
+	struct zt_result res[2];
+	apply_n(ops, 2, res);
+	cr_assert_eq(res[0].err, -ECANCELED);
+	cr_assert_eq(res[1].err, ZT_EBADVERSION);
+	zt_results_free(res, 2);
+	char *d1 = dump();
+	cr_assert_str_eq(d0, d1);
+	free(d0);
+	free(d1);
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "5:1 ");
+}
+
+Test(zt, close_session_encodes)
+{
+	struct zt_op op = {.type = ZT_OP_DELETE,
+			   .flags = ZT_DELETE_SESSION,
+			   .version = -1,
+			   .owner = -2,
+			   .path = "/"};
+	void *buf;
+	size_t len;
+	struct zt_op *out;
+	uint32_t n;
+	cr_assert_eq(zt_ops_encode(&op, 1, &buf, &len), 0);
+	cr_assert_eq(zt_ops_decode(buf, len, &out, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(out[0].flags, ZT_DELETE_SESSION);
+	cr_assert_eq(out[0].owner, -2);
+	free(out);
+	free(buf);
+}
