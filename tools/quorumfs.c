@@ -25,6 +25,7 @@
 #include "consensus/rp.h"
 #include "fs/fs.h"
 #include "fs/log.h"
+#include "tools/qfs_config.h"
 #ifdef QFS_TEST_HOOKS
 #include "store/st_test.h"
 #endif
@@ -38,8 +39,8 @@ struct options {
 	double cache_timeout;
 	int read_cache;
 	unsigned max_threads;
-	char *fuse_opts; /* comma-separated -o options, malloc'd */
-	/* The cluster issue adds: const char *cluster_id; const char *peers; unsigned node_id; */
+	char *fuse_opts;   /* comma-separated -o options, malloc'd */
+	struct qc_opts cl; /* cluster settings (tools/qfs_config.h); no peers: one node */
 };
 
 enum {
@@ -61,6 +62,7 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"fuse-debug", no_argument, NULL, OPT_FUSE_DEBUG},
     {"read-cache", no_argument, NULL, OPT_READ_CACHE},
+    QC_LONG_OPTIONS,
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -93,6 +95,7 @@ static void usage(FILE *f)
 	    "  --fuse-debug          trace every FUSE request (libfuse's -d)\n"
 	    "  -h, --help            this text\n"
 	    "  --version             print the version\n");
+	qc_usage(f);
 }
 
 static int append_fuse_opt(struct options *o, const char *opt)
@@ -112,7 +115,7 @@ static int append_fuse_opt(struct options *o, const char *opt)
 /* 0: run; 1: done (help/version printed); -1: bad usage (reported). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	int c;
+	int c, rv;
 
 	*o = (struct options){.log_level = FS_LOG_INFO, .cache_timeout = 3600.0, .max_threads = 16};
 	while ((c = getopt_long(argc, argv, "fdho:", long_options, NULL)) != -1) {
@@ -170,10 +173,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 			printf("quorumfs %s\n", QFS_VERSION);
 			return 1;
 		default:
-			usage(stderr);
+			rv = qc_getopt(&o->cl, c, optarg);
+			if (rv > 0)
+				break;
+			if (rv == 0)
+				usage(stderr);
 			return -1;
 		}
 	}
+	if (qc_finish(&o->cl) != 0)
+		return -1;
+	if (!o->data_dir)
+		o->data_dir = o->cl.data_dir;
 	if (optind + 1 != argc || !o->data_dir) {
 		fprintf(stderr, "quorumfs: need --data DIR and one MOUNTPOINT\n");
 		usage(stderr);
@@ -255,6 +266,7 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lcfg = NULL;
 	struct fs *fs = NULL;
 	struct rp *rp = NULL;
+	struct rp_cluster_config cl = {0};
 	sigset_t sigs, old;
 	int ready_fd = -1, mounted = 0, rv, status = 1;
 
@@ -262,6 +274,11 @@ int main(int argc, char **argv)
 	if (rv != 0)
 		return rv > 0 ? 0 : 2;
 	fs_log_init(o.log_level, 0);
+	if (qc_is_cluster(&o.cl)) {
+		if (qc_build(&o.cl, &cl) != 0)
+			return 2;
+		cl.on_log = qc_on_log;
+	}
 
 	if (mkdir(o.data_dir, 0700) != 0 && errno != EEXIST) {
 		fs_error("cannot create data directory %s: %s", o.data_dir, strerror(errno));
@@ -324,7 +341,18 @@ int main(int argc, char **argv)
 		struct rp_config rcfg = {
 		    .data_dir = data_dir, .on_change = fs_on_change, .change_arg = fs};
 
-		rv = rp_open_local(&rcfg, &rp);
+		if (qc_is_cluster(&o.cl))
+			rv = rp_open_paxos(&rcfg, &cl, &rp);
+		else
+			rv = rp_open_local(&rcfg, &rp);
+		if (rv == -EADDRINUSE || (rv == -EINVAL && qc_is_cluster(&o.cl))) {
+			fs_error("cannot start node %u on %s: %s%s", cl.self_id, data_dir,
+				 strerror(-rv),
+				 rv == -EINVAL ? " (bad cluster settings, or a single-node data "
+						 "directory)"
+					       : " (its peer port)");
+			goto out;
+		}
 		if (rv == -EBUSY) {
 			fs_error("%s is in use by another quorumfs daemon (its LOCK is held); "
 				 "refusing to start a second one",
