@@ -24,6 +24,7 @@
 #define FS__DATA_NAME  ".data"
 #define FS__CTL_NAME   ".zk"
 #define FS__STATUS_CAP 4096
+#define FS__SYNC_NAME  "sync" /* .zk/sync: opening it waits for rp_sync (ZooKeeper's sync) */
 
 struct fs {
 	struct fs_config cfg;		   /* immutable */
@@ -601,6 +602,72 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 	}
 }
 
+/*
+ * Drop everything the kernel may cache. A change of the root's data is also what the replica
+ * reports after installing a snapshot, when any node may have changed, appeared or gone. Runs on
+ * qinode: collects the paths of the inodes the kernel knows, then queues the invalidation of each
+ * inode (attributes and data) and of each name.
+ */
+static void fs__inval_all_run(struct fs__job *job)
+{
+	struct fs__inval *iv = (struct fs__inval *)job;
+	struct fs *fs = iv->fs;
+	char **paths = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&fs->it.lock);
+	for (size_t b = 0; b < fs->it.nbuckets; b++) {
+		for (struct fs__inode *in = fs->it.by_ino[b]; in; in = in->next_ino) {
+			if (!in->path || in->nlookup == 0 || in->kind == FS__K_CTL ||
+			    in->kind == FS__K_STATUS)
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				char **np = realloc(paths, ncap * sizeof(*np));
+
+				if (!np)
+					goto oom;
+				paths = np;
+				cap = ncap;
+			}
+			paths[n] = strdup(in->path);
+			if (!paths[n])
+				goto oom;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&fs->it.lock);
+	for (size_t i = 0; i < n; i++) {
+		fs__inval_push(fs, paths[i], 1, 0);
+		if (!fs__is_root(paths[i]))
+			fs__inval_push(fs, paths[i], 0, 1);
+		free(paths[i]);
+	}
+	free(paths);
+	free(iv);
+	return;
+oom:
+	pthread_mutex_unlock(&fs->it.lock);
+	fs_error("out of memory: the kernel's caches were not invalidated after a tree change");
+	while (n > 0)
+		free(paths[--n]);
+	free(paths);
+	free(iv);
+}
+
+static void fs__inval_all(struct fs *fs)
+{
+	struct fs__inval *iv = calloc(1, sizeof(*iv) + 1);
+
+	if (!iv) {
+		fs_error("out of memory: kernel caches not invalidated after a tree change");
+		return;
+	}
+	iv->fs = fs;
+	iv->job.run = fs__inval_all_run;
+	fs__queue_push(&fs->qinode, &iv->job);
+}
+
 void fs_on_change(void *arg, const struct zt_change *ch)
 {
 	struct fs *fs = arg;
@@ -609,7 +676,10 @@ void fs_on_change(void *arg, const struct zt_change *ch)
 		return;
 	switch (ch->type) {
 	case ZT_NODE_DATA_CHANGED:
-		fs__inval_push(fs, ch->path, 1, 0);
+		if (fs__is_root(ch->path))
+			fs__inval_all(fs); /* maybe a snapshot install (rp.h) */
+		else
+			fs__inval_push(fs, ch->path, 1, 0);
 		break;
 	case ZT_NODE_CHILDREN_CHANGED:
 		fs__inval_push(fs, ch->path, 0, 0);
@@ -1158,12 +1228,13 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rv != 0)
 		goto err;
 	if (p.kind == FS__K_CTL) {
-		if (strcmp(name, "status") != 0) {
+		if (strcmp(name, "status") != 0 && strcmp(name, FS__SYNC_NAME) != 0) {
 			rv = -ENOENT;
 			goto err;
 		}
+		snprintf(path, sizeof(path), "/" FS__CTL_NAME "/%s", name);
 		pthread_mutex_lock(&fs->it.lock);
-		in = fs__it_ref(&fs->it, "/" FS__CTL_NAME "/status", FS__K_STATUS, 0);
+		in = fs__it_ref(&fs->it, path, FS__K_STATUS, 0);
 		pthread_mutex_unlock(&fs->it.lock);
 		if (!in) {
 			rv = -ENOMEM;
@@ -1582,6 +1653,67 @@ err:
 	fuse_reply_err(req, -rv);
 }
 
+/* An open of .zk/sync waiting for rp_sync: owned by fs__sync_open, then by its callback. */
+struct fs__syncctx {
+	fuse_req_t req;
+	struct fuse_file_info fi;
+	struct fs__fh *fh;
+};
+
+static void fs__sync_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			  uint32_t nres)
+{
+	struct fs__syncctx *c = arg;
+	int err = fs__outcome(status, res, nres);
+	char text[40];
+	int len;
+
+	if (err == 0) {
+		/* What reads of this descriptor return: the applied zxid the sync reached. */
+		len = snprintf(text, sizeof(text), "zxid=0x%016" PRIx64 "\n", zxid);
+		c->fh->buf = malloc((size_t)len);
+		if (c->fh->buf) {
+			memcpy(c->fh->buf, text, (size_t)len);
+			c->fh->len = (size_t)len;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	if (err != 0) {
+		fs__fh_free(c->fh);
+		fuse_reply_err(c->req, -err);
+	} else if (fuse_reply_open(c->req, &c->fi) != 0) {
+		fs__fh_free(c->fh);
+	}
+	free(c);
+}
+
+/* Open .zk/sync: answered (with FH) once every transaction committed anywhere before now is
+ * applied on this node (rp_sync). 0 (the callback answers REQ) or a negative errno (nothing
+ * answered; FH still the caller's). */
+static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			 struct fs__fh *fh)
+{
+	struct fs__syncctx *c = malloc(sizeof(*c));
+	int rv;
+
+	if (!c)
+		return -ENOMEM;
+	c->req = req;
+	c->fh = fh;
+	c->fi = *fi;
+	c->fi.fh = (uint64_t)(uintptr_t)fh;
+	c->fi.direct_io = 1;
+	c->fi.keep_cache = 1;
+	c->fi.noflush = 1;
+	rv = rp_sync(fs->rp, fs__sync_done, c);
+	if (rv != 0) {
+		free(c);
+		return rv == -ESHUTDOWN ? -EIO : rv;
+	}
+	return 0;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs__of(req);
@@ -1607,6 +1739,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!fh) {
 			rv = -ENOMEM;
 			goto err;
+		}
+		if (strcmp(p.path, "/" FS__CTL_NAME "/" FS__SYNC_NAME) == 0) {
+			rv = fs__sync_open(fs, req, fi, fh);
+			if (rv != 0)
+				goto err;
+			return;
 		}
 		rv = fs__status_text(fs, &fh->buf, &fh->len);
 		if (rv != 0)
@@ -1901,6 +2039,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	snprintf(d->path, sizeof(d->path), "%s", p.path);
 	if (p.kind == FS__K_CTL) {
 		rv = fs__dir_add(d, "status", FS__K_STATUS, NULL);
+		if (rv == 0)
+			rv = fs__dir_add(d, FS__SYNC_NAME, FS__K_STATUS, NULL);
 		if (rv != 0)
 			goto err;
 	} else if (p.kind == FS__K_DIR) {
