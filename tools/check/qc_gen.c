@@ -19,7 +19,7 @@ struct gop {
 	uint64_t id;
 	uint64_t arg; /* value written: "v<arg>" */
 	int64_t expect;
-	uint64_t rval; /* value read (0: the empty initial value) */
+	uint64_t rval; /* value read: "v<rval>", 0 the empty initial value */
 	int64_t rver;
 };
 
@@ -160,11 +160,19 @@ int qc_gen(FILE *out, const struct qc_gen_opts *o)
 				pick = i;
 		if (pick != SIZE_MAX) {
 			struct gop *op = &g[pick];
-			if (rnd(&rs) % 2) {
-				op->rver -= 1;
+			switch (rnd(&rs) % 3) {
+			case 0: /* stale: 1 to 8 versions back */
+				op->rver -= 1 + (int64_t)(rnd(&rs) % 8);
+				if (op->rver < 0)
+					op->rver = 0;
 				op->rval = op->rver ? hist[op->key][op->rver] : 0;
-			} else {
+				break;
+			case 1: /* a version never reached */
 				op->rver += 1000000;
+				break;
+			default: /* a value never written, at the version read */
+				op->rval = nextval + 1000000;
+				break;
 			}
 		}
 	}

@@ -43,7 +43,7 @@ struct search {
 	uint8_t *iscall; /* entry -> 1 call, 0 return */
 	uint32_t *callent, *retent;
 	uint64_t *bits, *zob;
-	size_t nwords, full_words;
+	size_t nwords, full_words, hi_words; /* words [0, full) all ones, [hi, n) all zero */
 	uint32_t *rle;
 	uint32_t *wval; /* local op -> value it writes, canonicalised */
 	uint8_t *anon;	/* local op -> 1 if an anonymous write (see qc_lin_check) */
@@ -71,7 +71,7 @@ static uint32_t rle_encode(struct search *s)
 		s->rle[n++] = 0;
 		carry = 1;
 	}
-	for (size_t i = w0; i < s->nwords; i++) {
+	for (size_t i = w0; i < s->hi_words; i++) {
 		uint64_t w = s->bits[i];
 		uint64_t x = w ^ ((w << 1) | carry);
 		carry = w >> 63;
@@ -80,6 +80,8 @@ static uint32_t rle_encode(struct search *s)
 			x &= x - 1;
 		}
 	}
+	if (carry) /* the last run of ones ends where the zero words begin */
+		s->rle[n++] = (uint32_t)(s->hi_words * 64);
 	return n;
 }
 
@@ -257,6 +259,8 @@ static bool anon_first(const struct search *s, uint32_t o)
 static void bit_set(struct search *s, uint32_t i)
 {
 	s->bits[i / 64] |= 1ull << (i % 64);
+	if (i / 64 >= s->hi_words)
+		s->hi_words = i / 64 + 1;
 	while (s->full_words < s->nwords && s->bits[s->full_words] == UINT64_MAX)
 		s->full_words++;
 }

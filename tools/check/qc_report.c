@@ -99,7 +99,8 @@ static void print_witness(FILE *out, const struct qc_history *h, const struct qc
 	}
 	size_t first = 0;
 	for (size_t i = 0; i < w->nops; i++) {
-		if (h->ops[w->ops[i]].ret >= t0 || h->ops[w->ops[i]].st == QC_UNKNOWN) {
+		const struct qc_op *op = &h->ops[w->ops[i]];
+		if ((op->st != QC_UNKNOWN && op->ret >= t0) || op->call >= t0) {
 			first = i;
 			break;
 		}
@@ -115,8 +116,8 @@ static void print_witness(FILE *out, const struct qc_history *h, const struct qc
 		w->shrink_done ? "" : " (shrinking stopped at its time budget)");
 	if (first > 0)
 		fprintf(out,
-			"  ... %zu earlier ops of the sub-history not shown (writes that set the "
-			"version)\n",
+			"  ... %zu earlier ops of the sub-history not shown (completed before this "
+			"window, or of unknown outcome)\n",
 			first);
 	for (size_t i = first; i < w->nops; i++)
 		print_op(out, h, w->ops[i], w->ops[i] == w->blocked ? "  >" : "   ");
