@@ -1,0 +1,194 @@
+/*
+ * Writes the seed corpus of the fuzz targets: valid inputs made by the real encoders.
+ *   gen_corpus DIR      writes DIR/<target>/seed-NNN
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "consensus/px_msg.h"
+#include "store/zt.h"
+#include "tools/check/qc_check.h"
+
+static const char *dir;
+
+static void put(const char *target, int n, const void *buf, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, target);
+	if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
+	snprintf(path, sizeof path, "%s/%s/seed-%03d", dir, target, n);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void px_msgs(void)
+{
+	static const uint8_t v1[] = "set /a 1", v2[] = "create /b";
+	struct px_entry ent[3] = {
+	    {.slot = 7, .ballot = 0x105, .flags = 0, .len = sizeof v1, .data = v1},
+	    {.slot = 8, .ballot = 0x105, .flags = PX_ENT_CHOSEN, .len = sizeof v2, .data = v2},
+	    {.slot = 9, .ballot = 0x205, .flags = 0, .len = 0, .data = NULL},
+	};
+	struct px_sub sub[2] = {
+	    {.client = 0xabc, .seq = 1, .len = sizeof v1, .data = v1},
+	    {.client = 0xdef, .seq = 99, .len = 0, .data = NULL},
+	};
+	int n = 0;
+	for (int type = PX_MSG_PREPARE; type <= PX_MSG_TYPE_MAX; type++) {
+		for (int shape = 0; shape < 3; shape++) {
+			struct px_msg m = {.type = (uint8_t)type,
+					   .from = 1,
+					   .to = 2,
+					   .ballot = 0x305,
+					   .commit = 6,
+					   .slot = 7,
+					   .aux = 0};
+			if (shape == 1) {
+				m.nent = type == PX_MSG_ACCEPTED ? 1 : 3;
+				m.ent = type == PX_MSG_ACCEPTED ? &ent[2] : ent;
+			} else if (shape == 2) {
+				m.nsub = 2;
+				m.sub = sub;
+				m.aux = 1;
+			}
+			size_t need = px_msg_size(&m);
+			uint8_t *buf = malloc(need);
+			long len = px_msg_encode(&m, buf, need);
+			struct px_msg d;
+			struct px_msg_scratch sc = {0};
+			if (len > 0 && px_msg_decode(buf, (size_t)len, &d, &sc) == 0)
+				put("px_msg", n++, buf, (size_t)len);
+			px_msg_scratch_free(&sc);
+			free(buf);
+		}
+	}
+}
+
+static void px_batches(void)
+{
+	uint8_t buf[256];
+	size_t len = 0;
+	int n = 0;
+	put("px_batch", n++, buf, 0); /* a no-op */
+	for (uint32_t count = 1; count <= 3; count++) {
+		len = 0;
+		memcpy(buf, &count, 4); /* little-endian hosts */
+		len = 4;
+		for (uint32_t i = 0; i < count; i++) {
+			uint64_t client = 100 + i, seq = 1 + i;
+			uint32_t l = i * 3;
+			memcpy(buf + len, &client, 8);
+			memcpy(buf + len + 8, &seq, 8);
+			memcpy(buf + len + 16, &l, 4);
+			len += 20;
+			memset(buf + len, 'a' + (int)i, l);
+			len += l;
+		}
+		put("px_batch", n++, buf, len);
+	}
+}
+
+static void zt_txns(void)
+{
+	static const char d1[] = "hello";
+	struct zt_op ops[][3] = {
+	    {{.type = ZT_OP_CREATE, .flags = 0, .path = "/a", .data = d1, .len = 5}},
+	    {{.type = ZT_OP_CREATE,
+	      .flags = ZT_CREATE_SEQUENTIAL | ZT_CREATE_EPHEMERAL,
+	      .owner = 0x1234,
+	      .path = "/q/",
+	      .data = NULL,
+	      .len = 0}},
+	    {{.type = ZT_OP_SET, .version = 3, .path = "/a/b", .data = d1, .len = 5}},
+	    {{.type = ZT_OP_DELETE, .version = -1, .path = "/a"}},
+	    {{.type = ZT_OP_CHECK, .version = 7, .path = "/a"}},
+	    {{.type = ZT_OP_RENAME, .path = "/a", .path2 = "/b"}},
+	    {{.type = ZT_OP_CHECK, .version = 1, .path = "/lock"},
+	     {.type = ZT_OP_SET, .version = -1, .path = "/lock", .data = d1, .len = 2},
+	     {.type = ZT_OP_CREATE, .flags = ZT_CREATE_DIR, .path = "/dir"}},
+	};
+	uint32_t nops[] = {1, 1, 1, 1, 1, 1, 3};
+	for (size_t i = 0; i < sizeof nops / sizeof nops[0]; i++) {
+		void *buf;
+		size_t len;
+		if (zt_ops_encode(ops[i], nops[i], &buf, &len) == 0) {
+			put("zt_ops", (int)i, buf, len);
+			free(buf);
+		}
+	}
+}
+
+static void zt_paths(void)
+{
+	static const char *paths[] = {"/",
+				      "/a",
+				      "/a/b/c",
+				      "/zookeeper",
+				      "/q/lock-0000000001",
+				      "/caf\xc3\xa9",
+				      "/\xf0\x9f\x98\x80",
+				      "a",
+				      "/a/",
+				      "//",
+				      "/a/../b",
+				      "/\x01",
+				      "/\xc0\xaf"};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+		put("zt_path", (int)i, paths[i], strlen(paths[i]));
+}
+
+static void histories(void)
+{
+	for (int i = 0; i < 4; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		struct qc_gen_opts o = {.seed = (uint64_t)i + 1,
+					.procs = 2 + (unsigned)i,
+					.keys = 1 + (unsigned)i % 2,
+					.ops = 12,
+					.pct_unknown = 10,
+					.pct_fail = 10,
+					.pct_lread = 30,
+					.mutate = i == 3};
+		if (!f || qc_gen(f, &o) != 0)
+			exit(1);
+		fclose(f);
+		put("history", i, buf, len);
+		free(buf);
+	}
+	static const char hand[] = "history version=1 seed=5\n"
+				   "init key=/r value=a%20b version=3\n"
+				   "inv p=1 op=1 t=10 key=/r f=cas expect=3 value=c\n"
+				   "inv p=2 op=1 t=11 key=/r f=lread\n"
+				   "ok p=2 op=1 t=12 value=a%20b version=3\n"
+				   "fail p=1 op=1 t=20 err=badversion\n"
+				   "inv p=1 op=2 t=30 key=/r f=create-seq\n"
+				   "info p=1 op=2 t=40 err=timeout\n";
+	put("history", 4, hand, sizeof hand - 1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen_corpus DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+	px_msgs();
+	px_batches();
+	zt_txns();
+	zt_paths();
+	histories();
+	return 0;
+}
