@@ -26,6 +26,68 @@
 #define FS__STATUS_CAP 4096
 #define FS__SYNC_NAME  "sync" /* .zk/sync: opening it waits for rp_sync (ZooKeeper's sync) */
 
+/*
+ * Creation modes: .zk/MODE mirrors the directory nodes of the tree; a file created (or, for
+ * sequential, a directory made) in .zk/MODE/DIR creates the node DIR/NAME with these flags. Only
+ * directory nodes are looked up there (any other name is missing), so every open(O_CREAT) of
+ * such a name creates a new node; the created node's own inode is what the kernel gets back (an
+ * alias of MOUNT/DIR/NAME-with-suffix): writes on that descriptor set its data, user.zk.path
+ * names it.
+ */
+enum fs__mode {
+	FS__M_NONE = 0,
+	FS__M_SEQ = 1,
+	FS__M_EPH = 2,
+	FS__M_EPHSEQ = 3,
+};
+
+static const struct {
+	const char *name;
+	enum fs__mode mode;
+	uint32_t flags; /* ZT_CREATE_* */
+} fs__modes[] = {
+    {"sequential", FS__M_SEQ, ZT_CREATE_SEQUENTIAL},
+    {"ephemeral", FS__M_EPH, ZT_CREATE_EPHEMERAL},
+    {"ephemeral-sequential", FS__M_EPHSEQ, ZT_CREATE_EPHEMERAL | ZT_CREATE_SEQUENTIAL},
+};
+#define FS__NMODES (sizeof(fs__modes) / sizeof(fs__modes[0]))
+
+/* The mode named NAME (a name in .zk), or -1. */
+static int fs__mode_index(const char *name, size_t len)
+{
+	for (size_t i = 0; i < FS__NMODES; i++) {
+		if (strlen(fs__modes[i].name) == len && memcmp(fs__modes[i].name, name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The name of the mode whose flags are FLAGS. */
+static const char *fs__mode_name(uint32_t flags)
+{
+	for (size_t i = 0; i < FS__NMODES; i++) {
+		if (fs__modes[i].flags == flags)
+			return fs__modes[i].name;
+	}
+	return "?";
+}
+
+/* Split a mirror path "/.zk/MODE[/NODE]" into its mode index and the znode path (cap bytes).
+ * 0 or -ENOENT. */
+static int fs__mirror_parse(const char *path, int *mode, char *node, size_t cap)
+{
+	const char *m = path + strlen("/" FS__CTL_NAME "/"), *rest;
+
+	if (strncmp(path, "/" FS__CTL_NAME "/", strlen("/" FS__CTL_NAME "/")) != 0)
+		return -ENOENT;
+	rest = strchr(m, '/');
+	*mode = fs__mode_index(m, rest ? (size_t)(rest - m) : strlen(m));
+	if (*mode < 0)
+		return -ENOENT;
+	snprintf(node, cap, "%s", rest ? rest : "/");
+	return 0;
+}
+
 struct fs {
 	struct fs_config cfg;		   /* immutable */
 	struct rp *rp;			   /* immutable after fs_attach */
@@ -42,9 +104,11 @@ struct fs {
 	pthread_mutex_t hlock;
 	struct fs__hlink *handles; /* protected by hlock: every open handle (see fs__hlink) */
 	pthread_mutex_t xlock;
-	struct fs__expect *expects; /* protected by xlock: pending conditional versions */
-	size_t nexpects;	    /* protected by xlock */
-	atomic_int has_expects;	    /* expects != NULL, read without the lock (fast path) */
+	struct fs__expect *expects;    /* protected by xlock: pending conditional versions */
+	size_t nexpects;	       /* protected by xlock */
+	atomic_int has_expects;	       /* expects != NULL, read without the lock (fast path) */
+	uint32_t node_id;	       /* immutable after fs_attach: the replica's id (1..255) */
+	_Atomic uint64_t next_session; /* the next session id (see fs__session_new) */
 };
 
 /*
@@ -105,6 +169,7 @@ struct fs__pin {
 	struct fs__inode *in; /* alive while the kernel holds a lookup of it (any request on it) */
 	enum fs__kind kind;
 	int64_t czxid;
+	int mode;		 /* FS__K_MIRROR: index in fs__modes */
 	char path[FS__PATH_CAP]; /* the inode's mount path */
 	char node[FS__PATH_CAP]; /* the znode it reads and writes (differs for .data) */
 };
@@ -146,6 +211,8 @@ static int fs__pin(struct fs *fs, fuse_ino_t ino, struct fs__pin *p)
 	if (rv != 0)
 		return rv;
 	snprintf(p->node, sizeof(p->node), "%s", p->path);
+	if (p->kind == FS__K_MIRROR)
+		return fs__mirror_parse(p->path, &p->mode, p->node, sizeof(p->node));
 	if (p->kind == FS__K_DATA) {
 		size_t n = strlen(p->node) - strlen("/" FS__DATA_NAME);
 
@@ -181,7 +248,9 @@ static int fs__read(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r, 
 	if (rv == 0 && !fs__is_root(p->node)) {
 		if (n->stat.czxid != p->czxid)
 			rv = -ENOENT;
-		else if (p->kind != FS__K_DATA && fs__node_kind(p->node, n) != p->kind)
+		else if (p->kind != FS__K_DATA &&
+			 fs__node_kind(p->node, n) !=
+			     (p->kind == FS__K_MIRROR ? FS__K_DIR : p->kind))
 			rv = -ENOENT;
 	}
 	if (rv != 0)
@@ -207,6 +276,7 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 	st->st_nlink = 1; /* directories too: find(1) must not count subdirectories from it */
 	switch (kind) {
 	case FS__K_DIR:
+	case FS__K_MIRROR:
 		st->st_mode = S_IFDIR | 0755;
 		break;
 	case FS__K_CTL:
@@ -233,7 +303,8 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__kind kind,
 		      const struct zt_stat *zs, struct fuse_entry_param *e)
 {
-	double t = kind == FS__K_STATUS ? 0.0 : fs->cfg.cache_timeout;
+	/* Names under a creation mode are never cached: each open(O_CREAT) must create. */
+	double t = kind == FS__K_STATUS || kind == FS__K_MIRROR ? 0.0 : fs->cfg.cache_timeout;
 
 	memset(e, 0, sizeof(*e));
 	e->ino = in->ino;
@@ -281,28 +352,42 @@ static int fs__reserved(const char *parent, const char *name)
 	       (fs__is_root(parent) && strcmp(name, FS__CTL_NAME) == 0);
 }
 
-/* PARENT must be a directory node for creating NAME in it; build and validate the new path. */
-static int fs__child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *out)
+/*
+ * PARENT must be a directory node for creating NAME in it; build and validate the new path.
+ * cflags: NULL refuses a creation mode's directory (EPERM); else it gets the mode's ZT_CREATE_*
+ * flags (0 for a plain directory), and OUT is then the node path without a sequence suffix.
+ */
+static int fs__child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *out,
+			  uint32_t *cflags)
 {
 	struct fs__pin p;
+	char probe[FS__PATH_CAP + 16];
+	uint32_t flags = 0;
 	int rv = fs__pin(fs, parent, &p);
 
 	if (rv != 0)
 		return rv;
-	if (p.kind == FS__K_CTL)
+	if (p.kind == FS__K_CTL || (p.kind == FS__K_MIRROR && !cflags))
 		return -EPERM;
-	if (p.kind != FS__K_DIR)
+	if (p.kind != FS__K_DIR && p.kind != FS__K_MIRROR)
 		return -ENOTDIR;
-	if (fs__reserved(p.path, name))
+	if (p.kind == FS__K_MIRROR)
+		flags = fs__modes[p.mode].flags;
+	if (fs__reserved(p.node, name))
 		return -EINVAL;
-	rv = fs__path_join(out, FS__PATH_CAP, p.path, name);
+	rv = fs__path_join(out, FS__PATH_CAP, p.node, name);
 	if (rv != 0)
 		return rv;
-	if (strlen(out) >= ZT_PATH_MAX)
+	if (cflags)
+		*cflags = flags;
+	/* A sequential name gets 10 digits appended: it must be valid with them. */
+	snprintf(probe, sizeof(probe), "%s%s", out,
+		 (flags & ZT_CREATE_SEQUENTIAL) ? "0000000000" : "");
+	if (strlen(probe) >= ZT_PATH_MAX)
 		return -ENAMETOOLONG;
-	if (strlen(name) > ZT_NAME_MAX)
+	if (strlen(name) + strlen(probe) - strlen(out) > ZT_NAME_MAX)
 		return -ENAMETOOLONG;
-	return zt_path_validate(out) != 0 ? -EINVAL : 0;
+	return zt_path_validate(probe) != 0 ? -EINVAL : 0;
 }
 
 /* Thread group of the process that issued a request (the pid FUSE reports is a thread's id). */
@@ -488,6 +573,82 @@ static int32_t fs__expect_take(struct fs *fs, fuse_req_t req, const char *path, 
 		free(x);
 	}
 	return version;
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+/*
+ * A session is an open file that created an ephemeral node (Chubby's rule): closing it for the last
+ * time closes the session, which deletes its node through the replica (ZT_DELETE_SESSION), so every
+ * replica deletes it at the same point of the log.
+ *
+ * Session ids are unique across nodes and restarts: the replica's id (1..255) in the top byte, then
+ * a counter that starts at the daemon's start time in milliseconds shifted left by 16 bits (40
+ * bits of milliseconds: it wraps after about 35 years). A restart is more than a millisecond after
+ * the previous start, so its ids are above the previous incarnation's unless that one made more
+ * than 65,536 sessions per millisecond it ran. At start, the sessions of this node's id that still
+ * own nodes are from a previous incarnation (dead): fs_attach closes them.
+ */
+static int64_t fs__session_new(struct fs *fs)
+{
+	uint64_t low = atomic_fetch_add(&fs->next_session, 1) & 0x00ffffffffffffffULL;
+
+	return (int64_t)(((uint64_t)fs->node_id << 56) | (low ? low : 1));
+}
+
+/* Closing a session: owned by the handler, then by the replica's callback. */
+struct fs__sctx {
+	fuse_req_t req; /* the RELEASE to answer once committed, or NULL */
+	int64_t session;
+	pthread_mutex_t *lock; /* fs_attach waits for its sweeps: a counter under this lock */
+	pthread_cond_t *cond;
+	int *pending;
+};
+
+static void fs__session_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			     uint32_t nres)
+{
+	struct fs__sctx *sc = arg;
+	int err = fs__outcome(status, res, nres);
+
+	if (err != 0)
+		fs_warn("closing session 0x%" PRIx64 " failed: %s", (uint64_t)sc->session,
+			strerror(-err));
+	else
+		fs_debug("session 0x%" PRIx64 " closed", (uint64_t)sc->session);
+	if (sc->req)
+		fuse_reply_err(sc->req, 0); /* the close itself succeeded whatever happened */
+	if (sc->lock) {
+		pthread_mutex_lock(sc->lock);
+		(*sc->pending)--;
+		pthread_cond_broadcast(sc->cond);
+		pthread_mutex_unlock(sc->lock);
+	}
+	free(sc);
+}
+
+/* Submit the close of SESSION; REQ (may be NULL) is answered once it is committed. 0 or a negative
+ * errno (then nothing was submitted and REQ is not answered). */
+static int fs__session_close(struct fs *fs, fuse_req_t req, int64_t session, struct fs__sctx *tmpl)
+{
+	struct zt_op op = {.type = ZT_OP_DELETE,
+			   .flags = ZT_DELETE_SESSION,
+			   .version = -1,
+			   .owner = session,
+			   .path = "/"};
+	struct fs__sctx *sc = calloc(1, sizeof(*sc));
+	int rv;
+
+	if (!sc)
+		return -ENOMEM;
+	if (tmpl)
+		*sc = *tmpl;
+	sc->req = req;
+	sc->session = session;
+	rv = rp_submit(fs->rp, &op, 1, fs__session_done, sc);
+	if (rv != 0)
+		free(sc);
+	return rv;
 }
 
 /* ------------------------------------------------------------------ invalidations */
@@ -710,6 +871,8 @@ struct fs__fh {
 	enum fs__fh_type type; /* immutable */
 	struct fs__inode *in;  /* immutable; alive while the file is open */
 	int append;	       /* immutable: O_APPEND */
+	int64_t session;       /* immutable after create: the session owning the ephemeral node
+				  this open file created (0: none); closed at release */
 	pid_t opener;	       /* immutable: thread group that opened it */
 	pthread_mutex_t lock;
 	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
@@ -1003,6 +1166,8 @@ struct fs__nctx {
 	struct fuse_file_info fi; /* create */
 	struct fs__fh *fh;	  /* create: allocated before submitting */
 	int err;
+	uint32_t cflags; /* create, mknod, mkdir: ZT_CREATE_* of a creation mode (.zk/MODE) */
+	int64_t session; /* create: the session owning an ephemeral node */
 	pid_t tgid;	 /* unlink, rmdir: the caller, when it set an expected version */
 	int32_t version; /* unlink, rmdir: the expected version (-1: none) */
 	int retry;	 /* ... and it was the re-armed one */
@@ -1076,16 +1241,30 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	case FS__N_MKDIR:
 		if (err == 0) {
 			enum fs__kind kind = c->op == FS__N_MKDIR ? FS__K_DIR : FS__K_FILE;
+			const char *made = res[0].path ? res[0].path : c->path;
+			char mpath[FS__PATH_CAP + 32];
 
+			if (c->cflags && kind == FS__K_DIR) {
+				/* A directory cannot be an alias: the kernel gets the new node as
+				 * seen through the mode. */
+				kind = FS__K_MIRROR;
+				snprintf(mpath, sizeof(mpath), "/" FS__CTL_NAME "/%s%s",
+					 fs__mode_name(c->cflags), made);
+				made = mpath;
+			}
 			pthread_mutex_lock(&fs->it.lock);
-			in = fs__it_ref(&fs->it, res[0].path ? res[0].path : c->path, kind,
-					res[0].stat.czxid);
+			in = fs__it_ref(&fs->it, made, kind, res[0].stat.czxid);
 			pthread_mutex_unlock(&fs->it.lock);
-			if (!in)
+			if (!in) {
 				err = -ENOMEM;
-			else
+			} else {
 				fs__entry(fs, in, kind, &res[0].stat, &e);
-		} else if (err == -EEXIST && c->op == FS__N_CREATE && !(c->fi.flags & O_EXCL)) {
+				if (c->cflags)
+					e.entry_timeout =
+					    0; /* the name under .zk/MODE: not cached */
+			}
+		} else if (err == -EEXIST && c->op == FS__N_CREATE && !(c->fi.flags & O_EXCL) &&
+			   !c->cflags) {
 			err = fs__create_existing(c, &e);
 			in = c->fh->in;
 		}
@@ -1095,6 +1274,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 			fuse_reply_err(c->req, -err);
 		} else if (c->op == FS__N_CREATE) {
 			c->fh->in = in;
+			c->fh->session = c->session;
 			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
 			c->fi.direct_io = 1; /* as in fs_open */
 			c->fi.keep_cache = 1;
@@ -1165,9 +1345,13 @@ static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rv = fs__child_path(c->fs, parent, name, c->path);
+	rv = fs__child_path(c->fs, parent, name, c->path, &c->cflags);
 	if (rv != 0)
 		goto err;
+	if ((c->cflags & ZT_CREATE_EPHEMERAL) && op != FS__N_CREATE) {
+		rv = -EPERM; /* an ephemeral node lives as long as the open file that made it */
+		goto err;
+	}
 	if (op == FS__N_CREATE) {
 		c->fi = *fi;
 		c->fh = fs__fh_new(c->fs, FS__FH_NODE, NULL);
@@ -1179,7 +1363,11 @@ static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		c->fh->opener = fs__tgid(fuse_req_ctx(req)->pid);
 	}
 	zop.path = c->path;
-	zop.flags = op == FS__N_MKDIR ? ZT_CREATE_DIR : 0;
+	zop.flags = (op == FS__N_MKDIR ? ZT_CREATE_DIR : 0) | c->cflags;
+	if (c->cflags & ZT_CREATE_EPHEMERAL) {
+		c->session = fs__session_new(c->fs);
+		zop.owner = c->session;
+	}
 	rv = fs__n_submit(c, &zop, 1);
 	if (rv != 0)
 		goto err;
@@ -1227,6 +1415,45 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (rv != 0)
 		goto err;
+	if (p.kind == FS__K_CTL && fs__mode_index(name, strlen(name)) >= 0) {
+		snprintf(path, sizeof(path), "/" FS__CTL_NAME "/%s", name);
+		kind = FS__K_MIRROR;
+		rv = st_rbegin(fs->env, &r);
+		if (rv != 0)
+			goto err;
+		rv = zt_get(r, "/", &n);
+		if (rv != 0) {
+			st_rend(r);
+			goto err;
+		}
+		goto found;
+	}
+	if (p.kind == FS__K_MIRROR) {
+		/* Only directory nodes exist here: any other name is missing, so that
+		 * open(O_CREAT) creates. */
+		char node[FS__PATH_CAP];
+
+		rv = fs__path_join(path, sizeof(path), p.path, name);
+		if (rv == 0)
+			rv = fs__path_join(node, sizeof(node), p.node, name);
+		if (rv != 0 || strlen(node) >= ZT_PATH_MAX || zt_path_validate(node) != 0 ||
+		    fs__reserved(p.node, name)) {
+			rv = -ENOENT;
+			goto err;
+		}
+		rv = st_rbegin(fs->env, &r);
+		if (rv != 0)
+			goto err;
+		rv = zt_get(r, node, &n);
+		if (rv == 0 && fs__node_kind(node, &n) != FS__K_DIR)
+			rv = -ENOENT;
+		if (rv != 0) {
+			st_rend(r);
+			goto err;
+		}
+		kind = FS__K_MIRROR;
+		goto found;
+	}
 	if (p.kind == FS__K_CTL) {
 		if (strcmp(name, "status") != 0 && strcmp(name, FS__SYNC_NAME) != 0) {
 			rv = -ENOENT;
@@ -1286,6 +1513,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		kind = fs__node_kind(path, &n);
 	}
+found:
 	pthread_mutex_lock(&fs->it.lock);
 	in = fs__it_ref(&fs->it, path, kind, n.stat.czxid);
 	pthread_mutex_unlock(&fs->it.lock);
@@ -1464,7 +1692,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		struct fs__fh *fh = fi ? (struct fs__fh *)(uintptr_t)fi->fh : NULL;
 		struct fs__tctx *t;
 
-		if (p.kind == FS__K_DIR || p.kind == FS__K_CTL) {
+		if (p.kind == FS__K_DIR || p.kind == FS__K_CTL || p.kind == FS__K_MIRROR) {
 			rv = -EISDIR;
 			goto err;
 		}
@@ -1539,7 +1767,7 @@ static void fs__remove(fuse_req_t req, fuse_ino_t parent, const char *name, enum
 
 	if (rv != 0)
 		goto err;
-	if (p.kind == FS__K_CTL || fs__reserved(p.path, name)) {
+	if (p.kind == FS__K_CTL || p.kind == FS__K_MIRROR || fs__reserved(p.path, name)) {
 		rv = -EPERM;
 		goto err;
 	}
@@ -1600,7 +1828,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	rv = fs__pin(fs, parent, &p);
 	if (rv != 0)
 		goto err;
-	if (p.kind == FS__K_CTL || fs__reserved(p.path, name)) {
+	if (p.kind == FS__K_CTL || p.kind == FS__K_MIRROR || fs__reserved(p.path, name)) {
 		rv = -EPERM;
 		goto err;
 	}
@@ -1612,7 +1840,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
 	if (rv != 0)
 		goto err;
-	rv = fs__child_path(fs, newparent, newname, c->path2);
+	rv = fs__child_path(fs, newparent, newname, c->path2, NULL);
 	if (rv != 0)
 		goto err;
 	if (strcmp(c->path, c->path2) == 0) {
@@ -1726,7 +1954,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (rv != 0)
 		goto err;
-	if (p.kind == FS__K_DIR || p.kind == FS__K_CTL) {
+	if (p.kind == FS__K_DIR || p.kind == FS__K_CTL || p.kind == FS__K_MIRROR) {
 		rv = -EISDIR;
 		goto err;
 	}
@@ -1931,6 +2159,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
 	int now = 0, pending = 0;
+	int64_t session = 0;
 
 	if (fh) {
 		pthread_mutex_lock(&fh->lock);
@@ -1938,8 +2167,22 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pending = fh->type == FS__FH_NODE && fh->trunc_pending;
 		now = !pending && !fh->busy && !fh->wait_head;
 		pthread_mutex_unlock(&fh->lock);
+		if (fh->type == FS__FH_NODE)
+			session = fh->session;
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
+	}
+	if (session != 0) {
+		/* The last close of the file that created an ephemeral node ends its session
+		 * (the kernel sends RELEASE once no write on it is in flight). */
+		int rv = fs__session_close(fs__of(req), pending ? NULL : req, session, NULL);
+
+		if (rv != 0)
+			fs_error("session 0x%" PRIx64
+				 " not closed: %s (its node stays until a restart)",
+				 (uint64_t)session, strerror(-rv));
+		else if (!pending)
+			req = NULL; /* answered once the session's close is committed */
 	}
 	if (pending) {
 		/* Every close skipped the commit (the opener held another descriptor of the node
@@ -1949,7 +2192,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	if (now)
 		fs__fh_free(fh);
-	fuse_reply_err(req, 0);
+	if (req)
+		fuse_reply_err(req, 0);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -2041,8 +2285,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rv = fs__dir_add(d, "status", FS__K_STATUS, NULL);
 		if (rv == 0)
 			rv = fs__dir_add(d, FS__SYNC_NAME, FS__K_STATUS, NULL);
+		for (size_t i = 0; rv == 0 && i < FS__NMODES; i++)
+			rv = fs__dir_add(d, fs__modes[i].name, FS__K_MIRROR, NULL);
 		if (rv != 0)
 			goto err;
+	} else if (p.kind == FS__K_MIRROR) {
+		/* Empty: names appear here only to be created. */
 	} else if (p.kind == FS__K_DIR) {
 		if (fs__is_root(p.path)) {
 			rv = fs__dir_add(d, FS__CTL_NAME, FS__K_CTL, NULL);
@@ -2106,7 +2354,8 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				if (!in)
 					break;
 				fs__entry(fs, in, de->kind,
-					  de->kind == FS__K_CTL || de->kind == FS__K_STATUS
+					  de->kind == FS__K_CTL || de->kind == FS__K_STATUS ||
+						  de->kind == FS__K_MIRROR
 					      ? NULL
 					      : &de->stat,
 					  &e);
@@ -2126,7 +2375,8 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					e.attr.st_ino =
 					    (ino_t)((1ULL << 63) | (uint64_t)de->stat.czxid |
 						    (uint64_t)(i + 1) << 40);
-				e.attr.st_mode = de->kind == FS__K_DIR || de->kind == FS__K_CTL
+				e.attr.st_mode = de->kind == FS__K_DIR || de->kind == FS__K_CTL ||
+							 de->kind == FS__K_MIRROR
 						     ? S_IFDIR
 						     : S_IFREG;
 			}
@@ -2245,8 +2495,21 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	rv = fs__read(fs, &p, &r, &n);
 	if (rv != 0)
 		goto err;
-	len = fs__xattr_value(name + strlen(FS__XATTR_PREFIX), &n.stat, val, sizeof(val));
 	st_rend(r);
+	if (strcmp(name, FS__XATTR_PREFIX "path") == 0) {
+		/* The node's full path (not listed: getfattr -d shows the stat only). Through an
+		 * open descriptor of a node created under .zk/MODE, the name it was given. */
+		len = (int)strlen(p.node);
+		if (size == 0) {
+			fuse_reply_xattr(req, (size_t)len);
+		} else if (size < (size_t)len) {
+			fuse_reply_err(req, ERANGE);
+		} else {
+			fuse_reply_buf(req, p.node, (size_t)len);
+		}
+		return;
+	}
+	len = fs__xattr_value(name + strlen(FS__XATTR_PREFIX), &n.stat, val, sizeof(val));
 	if (len < 0) {
 		rv = len;
 		goto err;
@@ -2423,10 +2686,81 @@ err:
 	return rv;
 }
 
+/* zt_sessions callback: collect owners into a growing array. */
+struct fs__owners {
+	int64_t *v;
+	size_t n, cap;
+	int err;
+};
+
+static int fs__owner_cb(void *arg, int64_t owner, uint32_t nnodes)
+{
+	struct fs__owners *o = arg;
+
+	(void)nnodes;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		int64_t *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v) {
+			o->err = -ENOMEM;
+			return 1;
+		}
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = owner;
+	return 0;
+}
+
+/* Close the sessions of this node's id that still own nodes (a previous incarnation's: they
+ * died with it), and wait until that is committed. 0 or a negative errno. */
+static int fs__sweep_sessions(struct fs *fs)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct fs__owners o = {0};
+	struct fs__sctx tmpl = {.lock = &lock, .cond = &cond};
+	uint64_t lo = (uint64_t)fs->node_id << 56;
+	struct st_rtxn *r;
+	int pending = 0, rv;
+
+	tmpl.pending = &pending;
+	rv = st_rbegin(fs->env, &r);
+	if (rv != 0)
+		return rv;
+	rv = zt_sessions(r, lo, lo | 0x00ffffffffffffffULL, fs__owner_cb, &o);
+	st_rend(r);
+	if (rv == 0)
+		rv = o.err;
+	for (size_t i = 0; rv == 0 && i < o.n; i++) {
+		pthread_mutex_lock(&lock);
+		pending++;
+		pthread_mutex_unlock(&lock);
+		rv = fs__session_close(fs, NULL, o.v[i], &tmpl);
+		if (rv != 0) {
+			pthread_mutex_lock(&lock);
+			pending--;
+			pthread_mutex_unlock(&lock);
+		}
+	}
+	pthread_mutex_lock(&lock);
+	while (pending > 0)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	if (o.n > 0)
+		fs_info("closed %zu session(s) of a previous run of this node", o.n);
+	free(o.v);
+	return rv;
+}
+
 int fs_attach(struct fs *fs, struct rp *rp)
 {
 	struct st_rtxn *r;
 	struct zt_node n;
+	struct timespec now;
+	char status[FS__STATUS_CAP];
+	const char *id;
 	int rv;
 
 	fs->rp = rp;
@@ -2438,6 +2772,21 @@ int fs_attach(struct fs *fs, struct rp *rp)
 	st_rend(r);
 	if (rv != 0)
 		return rv == -ENOENT ? -EIO : rv;
+	/* The replica's id names this node's sessions (see fs__session_new). */
+	fs->node_id = 1;
+	if (rp_status(rp, status, sizeof(status)) > 0 &&
+	    ((id = strstr(status, "\nid=")) != NULL || strncmp(id = status, "id=", 3) == 0)) {
+		unsigned long v = strtoul(id + (id[0] == '\n' ? 4 : 3), NULL, 10);
+
+		if (v >= 1 && v <= 255)
+			fs->node_id = (uint32_t)v;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	atomic_store(&fs->next_session,
+		     ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) << 16);
+	rv = fs__sweep_sessions(fs);
+	if (rv != 0)
+		return rv;
 	rv = fs__it_init(&fs->it, n.stat.czxid);
 	if (rv != 0)
 		return rv;

@@ -8,7 +8,8 @@
  * for: a path whose node has another czxid now is another node (deleted and re-created).
  *
  * Paths: the znode path for nodes ("/", "/a/b"); NODE "/.data" for the data of a directory node
- * (the root's is "/.data"); "/.zk" and "/.zk/status" for the control directory (not znodes).
+ * (the root's is "/.data"); "/.zk" and "/.zk/status" for the control directory (not znodes);
+ * "/.zk/MODE" + NODE (NODE "/" dropped) for a directory node seen through a creation mode.
  *
  * Locking: every function expects tab->lock to be held by the caller unless it says otherwise.
  */
@@ -25,6 +26,8 @@ enum fs__kind {
 	FS__K_DATA = 3,	  /* DIR/.data: the data of a directory node */
 	FS__K_CTL = 4,	  /* /.zk */
 	FS__K_STATUS = 5, /* /.zk/status */
+	FS__K_MIRROR = 6, /* /.zk/MODE[/NODE...]: a directory node seen through a creation mode
+			     (sequential, ephemeral, ephemeral-sequential) */
 };
 
 struct fs__inode {

@@ -15,8 +15,12 @@
  * never see each other's. A mismatch fails that write/unlink with ESTALE and changes nothing; we
  * then print "version mismatch: expected X, actual Y" and exit 1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +52,13 @@ static const struct cmd_help helps[] = {
     {"rm", "rm [-v VERSION] MOUNT/PATH",
      "Delete the node (it must have no children). With -v, only if its version is\n"
      "VERSION (as set -v)."},
+    {"create", "create [-s] [-e] MOUNT/PATH [DATA]",
+     "Create the node (its parent must exist) and print its path under MOUNT. -s: sequential\n"
+     "(PATH gets the parent's counter appended, %010d). -e: ephemeral: the node lives while\n"
+     "this command runs; it waits until its standard input ends or it is told to stop\n"
+     "(SIGINT, SIGTERM), then the node is deleted. With DATA the node is created and then\n"
+     "written (version 1)."},
+    {"ls", "ls MOUNT/PATH", "List the node's children, one name per line, in name order."},
 };
 #define NHELPS (sizeof(helps) / sizeof(helps[0]))
 
@@ -308,8 +319,135 @@ static int cmd_rm(const char *path, long version)
 	return 0;
 }
 
+/* The root of the mount that holds PATH's parent: walk up while the device stays the same.
+ * ROOT gets the mount root and REL the path below it ("/x/y"). 0 or -errno. */
+static int split_mount(const char *path, char *root, char *rel, size_t cap)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX], base[NAME_MAX + 1];
+	struct stat st, up;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(base, sizeof(base), "%s", basename(tmp));
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	if (!realpath(dirname(tmp), dir))
+		return -errno;
+	if (stat(dir, &st) != 0)
+		return -errno;
+	snprintf(root, cap, "%s", dir);
+	for (;;) {
+		char parent[PATH_MAX];
+		char *slash = strrchr(root, '/');
+
+		if (!slash || slash == root)
+			break;
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - root), root);
+		if (stat(parent, &up) != 0 || up.st_dev != st.st_dev)
+			break;
+		*slash = '\0';
+	}
+	if (strcmp(root, "/") == 0 || strlen(dir) < strlen(root))
+		return -EINVAL;
+	snprintf(rel, cap, "%s/%s", dir + strlen(root), base);
+	return 0;
+}
+
+static volatile sig_atomic_t stop_now;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_now = 1;
+}
+
+static int cmd_create(const char *path, const char *data, int seq, int eph)
+{
+	char root[PATH_MAX], rel[PATH_MAX], file[2 * PATH_MAX + 64], made[PATH_MAX];
+	const char *mode = eph && seq ? "ephemeral-sequential" : eph ? "ephemeral" : "sequential";
+	ssize_t n;
+	int fd, rv = split_mount(path, root, rel, sizeof(root));
+
+	if (rv != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		return 1;
+	}
+	if (seq || eph)
+		snprintf(file, sizeof(file), "%s/.zk/%s%s", root, mode, rel);
+	else
+		snprintf(file, sizeof(file), "%s%s", root, rel);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path,
+			errno == EEXIST ? "node exists" : strerror(errno));
+		return 1;
+	}
+	n = fgetxattr(fd, "user.zk.path", made, sizeof(made) - 1);
+	if (n < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	made[n] = '\0';
+	if (data && *data) {
+		size_t len = strlen(data);
+
+		n = write(fd, data, len);
+		if (n < 0 || (size_t)n != len) {
+			fprintf(stderr, "quorumctl: %s: %s\n", made,
+				n < 0 ? strerror(errno) : "short write");
+			close(fd);
+			return 1;
+		}
+	}
+	printf("%s%s\n", root, made);
+	if (fflush(stdout) != 0) {
+		close(fd);
+		return 1;
+	}
+	if (eph) {
+		struct sigaction sa = {.sa_handler = on_stop};
+		char c;
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		while (!stop_now && (n = read(STDIN_FILENO, &c, 1)) != 0) {
+			if (n < 0 && errno != EINTR)
+				break;
+		}
+	}
+	if (close(fd) != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", made, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_ls(const char *path)
+{
+	struct dirent *de;
+	DIR *d = opendir(path);
+
+	if (!d) {
+		if (errno == ENOTDIR)
+			return 0; /* a file node has no children */
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || strcmp(de->d_name, "..") == 0 ||
+		     strcmp(de->d_name, ".zk") == 0 || strcmp(de->d_name, ".data") == 0))
+			continue;
+		printf("%s\n", de->d_name);
+	}
+	closedir(d);
+	return fflush(stdout) != 0;
+}
+
 /* Options of a subcommand: -v VERSION (when ALLOW_V) and --help. Returns the index of the first
  * operand, or -1 (help printed: *status set). */
+static int opt_s, opt_e;
+
 static int sub_options(int argc, char **argv, const char *name, int allow_v, long *version,
 		       int *status)
 {
@@ -328,6 +466,12 @@ static int sub_options(int argc, char **argv, const char *name, int allow_v, lon
 				*status = EXIT_USAGE;
 				return -1;
 			}
+			continue;
+		}
+		if (strcmp(name, "create") == 0 && argv[i][0] == '-' && argv[i][1] &&
+		    strspn(argv[i] + 1, "se") == strlen(argv[i] + 1)) {
+			opt_s |= strchr(argv[i], 's') != NULL;
+			opt_e |= strchr(argv[i], 'e') != NULL;
 			continue;
 		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -378,5 +522,9 @@ int main(int argc, char **argv)
 		return cmd_stat(argv[i]);
 	if (strcmp(cmd, "rm") == 0 && n == 1)
 		return cmd_rm(argv[i], version);
+	if (strcmp(cmd, "create") == 0 && (n == 1 || n == 2))
+		return cmd_create(argv[i], n == 2 ? argv[i + 1] : NULL, opt_s, opt_e);
+	if (strcmp(cmd, "ls") == 0 && n == 1)
+		return cmd_ls(argv[i]);
 	return cmd_usage(cmd, 0);
 }
