@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <dirent.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <fuse3/fuse_lowlevel.h>
@@ -39,16 +40,21 @@ enum fs__mode {
 	FS__M_SEQ = 1,
 	FS__M_EPH = 2,
 	FS__M_EPHSEQ = 3,
+	FS__M_WATCH = 4,  /* .zk/watch: one-shot watches of a node, as blocking reads */
+	FS__M_WATCHC = 5, /* .zk/watch-children: of its child list */
 };
 
 static const struct {
 	const char *name;
 	enum fs__mode mode;
 	uint32_t flags; /* ZT_CREATE_* */
+	int watch;	/* 0: a creation mode; 1: data watches; 2: child watches */
 } fs__modes[] = {
-    {"sequential", FS__M_SEQ, ZT_CREATE_SEQUENTIAL},
-    {"ephemeral", FS__M_EPH, ZT_CREATE_EPHEMERAL},
-    {"ephemeral-sequential", FS__M_EPHSEQ, ZT_CREATE_EPHEMERAL | ZT_CREATE_SEQUENTIAL},
+    {"sequential", FS__M_SEQ, ZT_CREATE_SEQUENTIAL, 0},
+    {"ephemeral", FS__M_EPH, ZT_CREATE_EPHEMERAL, 0},
+    {"ephemeral-sequential", FS__M_EPHSEQ, ZT_CREATE_EPHEMERAL | ZT_CREATE_SEQUENTIAL, 0},
+    {"watch", FS__M_WATCH, 0, 1},
+    {"watch-children", FS__M_WATCHC, 0, 2},
 };
 #define FS__NMODES (sizeof(fs__modes) / sizeof(fs__modes[0]))
 
@@ -109,6 +115,8 @@ struct fs {
 	atomic_int has_expects;	       /* expects != NULL, read without the lock (fast path) */
 	uint32_t node_id;	       /* immutable after fs_attach: the replica's id (1..255) */
 	_Atomic uint64_t next_session; /* the next session id (see fs__session_new) */
+	pthread_mutex_t wlock;	       /* the watch registry and every watch's state */
+	struct fs__watch **watches;    /* protected by wlock: FS__WATCH_BUCKETS lists by path */
 };
 
 /*
@@ -213,6 +221,16 @@ static int fs__pin(struct fs *fs, fuse_ino_t ino, struct fs__pin *p)
 	snprintf(p->node, sizeof(p->node), "%s", p->path);
 	if (p->kind == FS__K_MIRROR)
 		return fs__mirror_parse(p->path, &p->mode, p->node, sizeof(p->node));
+	if (p->kind == FS__K_WATCH) {
+		/* .zk/watch/PATH, or .zk/watch/DIR/.data for a directory node */
+		size_t n, dl = strlen("/" FS__DATA_NAME);
+		int prv = fs__mirror_parse(p->path, &p->mode, p->node, sizeof(p->node));
+
+		n = strlen(p->node);
+		if (prv == 0 && n >= dl && strcmp(p->node + n - dl, "/" FS__DATA_NAME) == 0)
+			p->node[n > dl ? n - dl : 1] = '\0';
+		return prv;
+	}
 	if (p->kind == FS__K_DATA) {
 		size_t n = strlen(p->node) - strlen("/" FS__DATA_NAME);
 
@@ -283,6 +301,7 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 		st->st_mode = S_IFDIR | 0555;
 		break;
 	case FS__K_STATUS:
+	case FS__K_WATCH:
 		st->st_mode = S_IFREG | 0444;
 		break;
 	default:
@@ -304,7 +323,9 @@ static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__
 		      const struct zt_stat *zs, struct fuse_entry_param *e)
 {
 	/* Names under a creation mode are never cached: each open(O_CREAT) must create. */
-	double t = kind == FS__K_STATUS || kind == FS__K_MIRROR ? 0.0 : fs->cfg.cache_timeout;
+	double t = kind == FS__K_STATUS || kind == FS__K_MIRROR || kind == FS__K_WATCH
+		       ? 0.0
+		       : fs->cfg.cache_timeout;
 
 	memset(e, 0, sizeof(*e));
 	e->ino = in->ino;
@@ -367,7 +388,7 @@ static int fs__child_path(struct fs *fs, fuse_ino_t parent, const char *name, ch
 
 	if (rv != 0)
 		return rv;
-	if (p.kind == FS__K_CTL || (p.kind == FS__K_MIRROR && !cflags))
+	if (p.kind == FS__K_CTL || (p.kind == FS__K_MIRROR && (!cflags || fs__modes[p.mode].watch)))
 		return -EPERM;
 	if (p.kind != FS__K_DIR && p.kind != FS__K_MIRROR)
 		return -ENOTDIR;
@@ -829,12 +850,15 @@ static void fs__inval_all(struct fs *fs)
 	fs__queue_push(&fs->qinode, &iv->job);
 }
 
+static void fs__watch_change(struct fs *fs, const struct zt_change *ch);
+
 void fs_on_change(void *arg, const struct zt_change *ch)
 {
 	struct fs *fs = arg;
 
 	if (!atomic_load(&fs->attached))
 		return;
+	fs__watch_change(fs, ch);
 	switch (ch->type) {
 	case ZT_NODE_DATA_CHANGED:
 		if (fs__is_root(ch->path))
@@ -860,20 +884,22 @@ void fs_on_change(void *arg, const struct zt_change *ch)
 /* ------------------------------------------------------------------ open files */
 
 enum fs__fh_type {
-	FS__FH_NODE = 1, /* writable: the descriptor's content, committed on every write */
-	FS__FH_SNAP = 2, /* read-only: one version of the data (or .zk/status), taken at open */
+	FS__FH_NODE = 1,  /* writable: the descriptor's content, committed on every write */
+	FS__FH_SNAP = 2,  /* read-only: one version of the data (or .zk/status), taken at open */
+	FS__FH_WATCH = 3, /* a watch file: one event, read once it fired */
 };
 
 struct fs__wreq;
 
 struct fs__fh {
-	struct fs__hlink link; /* first: on fs->handles */
-	enum fs__fh_type type; /* immutable */
-	struct fs__inode *in;  /* immutable; alive while the file is open */
-	int append;	       /* immutable: O_APPEND */
-	int64_t session;       /* immutable after create: the session owning the ephemeral node
-				  this open file created (0: none); closed at release */
-	pid_t opener;	       /* immutable: thread group that opened it */
+	struct fs__hlink link;	 /* first: on fs->handles */
+	enum fs__fh_type type;	 /* immutable */
+	struct fs__inode *in;	 /* immutable; alive while the file is open */
+	int append;		 /* immutable: O_APPEND */
+	struct fs__watch *watch; /* immutable: FS__FH_WATCH's watch (owned) */
+	int64_t session;	 /* immutable after create: the session owning the ephemeral node
+				    this open file created (0: none); closed at release */
+	pid_t opener;		 /* immutable: thread group that opened it */
 	pthread_mutex_t lock;
 	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
 	size_t len;	   /* protected by lock */
@@ -904,9 +930,224 @@ static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs
 static void fs__fh_free(struct fs__fh *fh)
 {
 	fs__hlink_del(&fh->link);
+	free(fh->watch);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh->buf);
 	free(fh);
+}
+
+/* ------------------------------------------------------------------ watches */
+
+/*
+ * A watch is an open watch file (.zk/watch/PATH, .zk/watch-children/PATH): registered at open in
+ * a hash of lists by znode path, fired at most once by fs_on_change (the apply thread, after the
+ * change is applied and visible: a watcher that wakes and reads sees the new data), then out of
+ * the registry. A read before the event waits (its request is kept and answered when the watch
+ * fires, or with EINTR when the kernel interrupts it); a read after returns "EVENT PATH\n" once,
+ * then end of file. poll() reports it readable once fired. A watch costs its struct and path.
+ * Everything here is protected by fs->wlock; lock order: an interrupted request's own lock (held
+ * by libfuse while it calls fs__watch_intr), then fs->wlock.
+ */
+#define FS__WATCH_BUCKETS 4096
+
+struct fs__watch {
+	struct fs__watch *next; /* protected by fs->wlock: in fs->watches while registered */
+	struct fs *fs;		/* immutable */
+	int children;		/* immutable: a child watch (else a data watch) */
+	int registered;		/* protected by fs->wlock */
+	int fired;		/* protected by fs->wlock */
+	fuse_req_t pending;	/* protected by fs->wlock: a read waiting for the event */
+	int intr; /* protected by fs->wlock: PENDING's request was interrupted early */
+	struct fuse_pollhandle *ph;    /* protected by fs->wlock: a poll waiting for the event */
+	char event[48 + FS__PATH_CAP]; /* protected by fs->wlock: "EVENT PATH\n" once fired */
+	size_t elen;
+	char path[];
+};
+
+static size_t fs__watch_hash(const char *path)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *path; path++)
+		h = (h ^ (unsigned char)*path) * 1099511628211ULL;
+	return (size_t)(h % FS__WATCH_BUCKETS);
+}
+
+/* Take W out of the registry. fs->wlock held. */
+static void fs__watch_unregister(struct fs__watch *w)
+{
+	struct fs__watch **pp = &w->fs->watches[fs__watch_hash(w->path)];
+
+	if (!w->registered)
+		return;
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	w->registered = 0;
+}
+
+/* Fire W with change TYPE (fs->wlock held): answer its waiting read and poll. */
+static void fs__watch_fire(struct fs__watch *w, enum zt_change_type type)
+{
+	static const char *const names[] = {"", "NodeCreated", "NodeDeleted", "NodeDataChanged",
+					    "NodeChildrenChanged"};
+	fuse_req_t req = w->pending;
+
+	fs__watch_unregister(w);
+	w->fired = 1;
+	w->elen = (size_t)snprintf(w->event, sizeof(w->event), "%s %s\n", names[type], w->path);
+	if (req) {
+		w->pending = NULL;
+		fuse_reply_buf(req, w->event, w->elen);
+		w->elen = 0; /* that read consumed the event: the next one sees end of file */
+	}
+	if (w->ph) {
+		fuse_lowlevel_notify_poll(w->ph);
+		fuse_pollhandle_destroy(w->ph);
+		w->ph = NULL;
+	}
+}
+
+/* on_change: fire the watches CH concerns. Apply thread. */
+static void fs__watch_change(struct fs *fs, const struct zt_change *ch)
+{
+	struct fs__watch **pp, *w;
+
+	if (!fs->watches)
+		return;
+	pthread_mutex_lock(&fs->wlock);
+	pp = &fs->watches[fs__watch_hash(ch->path)];
+	while ((w = *pp) != NULL) {
+		int hit = strcmp(w->path, ch->path) == 0 &&
+			  (w->children
+			       ? ch->type == ZT_NODE_CHILDREN_CHANGED || ch->type == ZT_NODE_DELETED
+			       : ch->type != ZT_NODE_CHILDREN_CHANGED);
+
+		if (hit)
+			fs__watch_fire(w, ch->type); /* unlinks W: *pp is the next one */
+		else
+			pp = &w->next;
+	}
+	pthread_mutex_unlock(&fs->wlock);
+}
+
+/* The kernel interrupted a read waiting on a watch (Ctrl-C): answer it with EINTR. Runs with
+ * the request's lock held by libfuse, possibly inside fuse_req_interrupt_func. */
+static void fs__watch_intr(fuse_req_t req, void *data)
+{
+	struct fs__watch *w = data;
+	int reply = 0;
+
+	pthread_mutex_lock(&w->fs->wlock);
+	if (w->pending == req) {
+		w->pending = NULL;
+		reply = 1;
+	} else if (!w->fired) {
+		w->intr = 1; /* not published yet: fs__watch_read answers it */
+	}
+	pthread_mutex_unlock(&w->fs->wlock);
+	if (reply)
+		fuse_reply_err(req, EINTR);
+}
+
+static void fs__watch_read(fuse_req_t req, struct fs__fh *fh, size_t size, off_t off)
+{
+	struct fs__watch *w = fh->watch;
+	struct fs *fs = w->fs;
+	char buf[sizeof(w->event)];
+	size_t n = 0;
+
+	/* Register for interrupts before publishing the request (see fs__watch_intr). */
+	fuse_req_interrupt_func(req, fs__watch_intr, w);
+	pthread_mutex_lock(&fs->wlock);
+	if (w->fired) {
+		n = w->elen < size ? w->elen : size;
+		memcpy(buf, w->event, n);
+		w->elen = 0;
+	} else if (w->intr) {
+		w->intr = 0;
+		pthread_mutex_unlock(&fs->wlock);
+		fuse_reply_err(req, EINTR);
+		return;
+	} else if (w->pending) {
+		pthread_mutex_unlock(&fs->wlock);
+		fuse_reply_err(req, EBUSY); /* one waiting read per watch file */
+		return;
+	} else {
+		w->pending = req; /* answered by fs__watch_fire or fs__watch_intr */
+		pthread_mutex_unlock(&fs->wlock);
+		return;
+	}
+	pthread_mutex_unlock(&fs->wlock);
+	(void)off;
+	fuse_reply_buf(req, buf, n);
+}
+
+/* Open a watch file: register its watch. 0, -ENOMEM. */
+static int fs__watch_open(struct fs *fs, const struct fs__pin *p, struct fs__fh *fh)
+{
+	size_t len = strlen(p->node);
+	struct fs__watch *w = calloc(1, sizeof(*w) + len + 1);
+	size_t b;
+
+	if (!w)
+		return -ENOMEM;
+	w->fs = fs;
+	w->children = fs__modes[p->mode].watch == 2;
+	memcpy(w->path, p->node, len + 1);
+	b = fs__watch_hash(w->path);
+	pthread_mutex_lock(&fs->wlock);
+	w->next = fs->watches[b];
+	fs->watches[b] = w;
+	w->registered = 1;
+	pthread_mutex_unlock(&fs->wlock);
+	fh->watch = w;
+	return 0;
+}
+
+static void fs__watch_release(struct fs__fh *fh)
+{
+	struct fs__watch *w = fh->watch;
+
+	pthread_mutex_lock(&w->fs->wlock);
+	fs__watch_unregister(w);
+	if (w->ph)
+		fuse_pollhandle_destroy(w->ph);
+	w->ph = NULL;
+	pthread_mutex_unlock(&w->fs->wlock);
+}
+
+static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
+	unsigned revents = POLLOUT;
+	struct fs__watch *w;
+
+	if (!fh || fh->type != FS__FH_WATCH) {
+		/* Other files never block. */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLOUT);
+		return;
+	}
+	w = fh->watch;
+	revents = 0;
+	pthread_mutex_lock(&w->fs->wlock);
+	if (w->fired) {
+		revents = POLLIN;
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+	} else if (ph) {
+		if (w->ph)
+			fuse_pollhandle_destroy(w->ph);
+		w->ph = ph;
+	}
+	pthread_mutex_unlock(&w->fs->wlock);
+	fuse_reply_poll(req, revents);
 }
 
 enum fs__wtype {
@@ -1436,6 +1677,13 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rv = fs__path_join(path, sizeof(path), p.path, name);
 		if (rv == 0)
 			rv = fs__path_join(node, sizeof(node), p.node, name);
+		if (rv == 0 && fs__modes[p.mode].watch && strcmp(name, FS__DATA_NAME) == 0) {
+			/* DIR/.data: the watch file of the directory node itself */
+			kind = FS__K_WATCH;
+			memset(&n, 0, sizeof(n));
+			r = NULL;
+			goto found;
+		}
 		if (rv != 0 || strlen(node) >= ZT_PATH_MAX || zt_path_validate(node) != 0 ||
 		    fs__reserved(p.node, name)) {
 			rv = -ENOENT;
@@ -1445,6 +1693,18 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (rv != 0)
 			goto err;
 		rv = zt_get(r, node, &n);
+		if (fs__modes[p.mode].watch && (rv == -ENOENT || rv == 0)) {
+			/* Watches: a directory node is walked through (its own watch file is
+			 * DIR/.data); a file node or a missing one is a watch file. */
+			if (rv == 0 && fs__node_kind(node, &n) == FS__K_DIR) {
+				kind = FS__K_MIRROR;
+			} else {
+				kind = FS__K_WATCH;
+				memset(&n, 0, sizeof(n));
+			}
+			rv = 0;
+			goto found;
+		}
 		if (rv == 0 && fs__node_kind(node, &n) != FS__K_DIR)
 			rv = -ENOENT;
 		if (rv != 0) {
@@ -1518,12 +1778,14 @@ found:
 	in = fs__it_ref(&fs->it, path, kind, n.stat.czxid);
 	pthread_mutex_unlock(&fs->it.lock);
 	if (!in) {
-		st_rend(r);
+		if (r)
+			st_rend(r);
 		rv = -ENOMEM;
 		goto err;
 	}
-	fs__entry(fs, in, kind, &n.stat, &e);
-	st_rend(r);
+	fs__entry(fs, in, kind, kind == FS__K_WATCH ? NULL : &n.stat, &e);
+	if (r)
+		st_rend(r);
 	fuse_reply_entry(req, &e);
 	return;
 err:
@@ -1562,8 +1824,10 @@ static int fs__getattr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *t
 	if (rv != 0)
 		return rv;
 	*timeout = fs->cfg.cache_timeout;
-	if (p.kind == FS__K_CTL) {
+	if (p.kind == FS__K_CTL || p.kind == FS__K_WATCH) {
 		fs__attr(fs, ino, p.kind, NULL, st);
+		if (p.kind == FS__K_WATCH)
+			*timeout = 0.0;
 		return 0;
 	}
 	if (p.kind == FS__K_STATUS) {
@@ -1958,6 +2222,31 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = -EISDIR;
 		goto err;
 	}
+	if (p.kind == FS__K_WATCH) {
+		if (acc != O_RDONLY) {
+			rv = -EACCES;
+			goto err;
+		}
+		fh = fs__fh_new(fs, FS__FH_WATCH, p.in);
+		if (!fh) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		/* Registered now: every change applied from here on fires it. */
+		rv = fs__watch_open(fs, &p, fh);
+		if (rv != 0)
+			goto err;
+		fi->fh = (uint64_t)(uintptr_t)fh;
+		fi->direct_io = 1;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		fi->nonseekable = 1;
+		if (fuse_reply_open(req, fi) != 0) {
+			fs__watch_release(fh);
+			fs__fh_free(fh);
+		}
+		return;
+	}
 	if (p.kind == FS__K_STATUS) {
 		if (acc != O_RDONLY) {
 			rv = -EACCES;
@@ -2079,6 +2368,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs__pin p;
 	int rv;
 
+	if (fh && fh->type == FS__FH_WATCH) {
+		fs__watch_read(req, fh, size, off);
+		return;
+	}
 	if (fh && fh->type == FS__FH_SNAP) {
 		size_t len = fh->len; /* immutable for SNAP handles */
 
@@ -2169,6 +2462,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&fh->lock);
 		if (fh->type == FS__FH_NODE)
 			session = fh->session;
+		if (fh->type == FS__FH_WATCH)
+			fs__watch_release(fh);
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
 	}
@@ -2654,6 +2949,7 @@ static const struct fuse_lowlevel_ops fs__ops = {
     .listxattr = fs_listxattr,
     .removexattr = fs_removexattr,
     .create = fs_create,
+    .poll = fs_poll,
 };
 
 /* ------------------------------------------------------------------ life cycle */
@@ -2668,6 +2964,12 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	fs->cfg = *cfg;
 	pthread_mutex_init(&fs->hlock, NULL);
 	pthread_mutex_init(&fs->xlock, NULL);
+	pthread_mutex_init(&fs->wlock, NULL);
+	fs->watches = calloc(FS__WATCH_BUCKETS, sizeof(*fs->watches));
+	if (!fs->watches) {
+		free(fs);
+		return -ENOMEM;
+	}
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	rv = fs__queue_start(&fs->qinode);
 	if (rv != 0)
@@ -2682,6 +2984,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	*out = fs;
 	return 0;
 err:
+	free(fs->watches);
 	free(fs);
 	return rv;
 }
@@ -2840,6 +3143,8 @@ void fs_free(struct fs *fs)
 		free(x);
 	}
 	pthread_mutex_destroy(&fs->xlock);
+	pthread_mutex_destroy(&fs->wlock);
+	free(fs->watches);
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);
 	free(fs);

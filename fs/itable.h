@@ -27,7 +27,8 @@ enum fs__kind {
 	FS__K_CTL = 4,	  /* /.zk */
 	FS__K_STATUS = 5, /* /.zk/status */
 	FS__K_MIRROR = 6, /* /.zk/MODE[/NODE...]: a directory node seen through a creation mode
-			     (sequential, ephemeral, ephemeral-sequential) */
+			     (sequential, ephemeral, ephemeral-sequential, watch, watch-children) */
+	FS__K_WATCH = 7,  /* /.zk/watch[-children]/PATH (or DIR/.data): a watch file */
 };
 
 struct fs__inode {

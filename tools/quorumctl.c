@@ -59,6 +59,12 @@ static const struct cmd_help helps[] = {
      "(SIGINT, SIGTERM), then the node is deleted. With DATA the node is created and then\n"
      "written (version 1)."},
     {"ls", "ls MOUNT/PATH", "List the node's children, one name per line, in name order."},
+    {"wait", "wait [--children] [--since VERSION] MOUNT/PATH",
+     "Wait for the next change of the node (created, data changed, deleted) or, with\n"
+     "--children, of its child list, and print it as 'EVENT PATH' (ZooKeeper's event names).\n"
+     "With --since, return at once if the node's version (cversion with --children) is\n"
+     "already above VERSION: no change made after VERSION is missed. Works through the\n"
+     "watch files MOUNT/.zk/watch[-children]/PATH (PATH/.data for a directory node)."},
 };
 #define NHELPS (sizeof(helps) / sizeof(helps[0]))
 
@@ -446,7 +452,59 @@ static int cmd_ls(const char *path)
 
 /* Options of a subcommand: -v VERSION (when ALLOW_V) and --help. Returns the index of the first
  * operand, or -1 (help printed: *status set). */
-static int opt_s, opt_e;
+static int cmd_wait(const char *path, int children, long since)
+{
+	char root[PATH_MAX], rel[PATH_MAX], file[2 * PATH_MAX + 64], buf[8192];
+	const char *mode = children ? "watch-children" : "watch";
+	struct stat st;
+	ssize_t n;
+	int fd, rv = split_mount(path, root, rel, sizeof(root));
+
+	if (rv != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		return 1;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(file, sizeof(file), "%s/.zk/%s%s/.data", root, mode, rel);
+	else
+		snprintf(file, sizeof(file), "%s/.zk/%s%s", root, mode, rel);
+	/* Open first (the watch is registered), then compare versions: a change made before the
+	 * open shows in the version, one made after fires the watch. */
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	if (since >= 0) {
+		char v[32];
+		ssize_t vl = getxattr(path, children ? "user.zk.cversion" : "user.zk.version", v,
+				      sizeof(v) - 1);
+
+		if (vl > 0) {
+			v[vl] = '\0';
+			if (strtol(v, NULL, 10) > since) {
+				printf("%s %s\n",
+				       children ? "NodeChildrenChanged" : "NodeDataChanged", rel);
+				close(fd);
+				return fflush(stdout) != 0;
+			}
+		}
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	}
+	if (n < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+		close(fd);
+		return errno == EINTR ? 130 : 1;
+	}
+	close(fd);
+	return fflush(stdout) != 0;
+}
+
+static int opt_s, opt_e, opt_children;
+static long opt_since = -1;
 
 static int sub_options(int argc, char **argv, const char *name, int allow_v, long *version,
 		       int *status)
@@ -463,6 +521,17 @@ static int sub_options(int argc, char **argv, const char *name, int allow_v, lon
 			return i + 1;
 		if (allow_v && strcmp(argv[i], "-v") == 0 && i + 1 < argc) {
 			if (parse_version(argv[++i], version) != 0) {
+				*status = EXIT_USAGE;
+				return -1;
+			}
+			continue;
+		}
+		if (strcmp(name, "wait") == 0 && strcmp(argv[i], "--children") == 0) {
+			opt_children = 1;
+			continue;
+		}
+		if (strcmp(name, "wait") == 0 && strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+			if (parse_version(argv[++i], &opt_since) != 0) {
 				*status = EXIT_USAGE;
 				return -1;
 			}
@@ -526,5 +595,7 @@ int main(int argc, char **argv)
 		return cmd_create(argv[i], n == 2 ? argv[i + 1] : NULL, opt_s, opt_e);
 	if (strcmp(cmd, "ls") == 0 && n == 1)
 		return cmd_ls(argv[i]);
+	if (strcmp(cmd, "wait") == 0 && n == 1)
+		return cmd_wait(argv[i], opt_children, opt_since);
 	return cmd_usage(cmd, 0);
 }
