@@ -3,6 +3,7 @@
  * extended attributes), so it works with any tool that can reach the mount point.
  *
  *   quorumctl status MOUNT          the node's .zk/status
+ *   quorumctl sync MOUNT            ZooKeeper's sync: reads through MOUNT see every earlier write
  *   quorumctl get MOUNT/PATH        the node's data, byte for byte
  *   quorumctl set MOUNT/PATH DATA   replace the data in ONE write (one version); DATA "-": stdin
  *   quorumctl stat MOUNT/PATH       the node's stat, as zkCli prints it
@@ -43,6 +44,11 @@ struct cmd_help {
 
 static const struct cmd_help helps[] = {
     {"status", "status MOUNT", "Print the node's .zk/status (key=value lines)."},
+    {"sync", "sync MOUNT",
+     "ZooKeeper's sync: return once this node has applied every write committed anywhere\n"
+     "before the call (reads through MOUNT then see them all) and print the zxid reached.\n"
+     "Fails (ETIMEDOUT, exit status 1) when the node cannot reach a majority in time.\n"
+     "Reads MOUNT/.zk/sync."},
     {"get", "get MOUNT/PATH", "Print the node's data, byte for byte."},
     {"set", "set [-v VERSION] MOUNT/PATH DATA",
      "Replace the node's data in one write (one version); DATA '-' reads standard input.\n"
@@ -581,6 +587,12 @@ int main(int argc, char **argv)
 		char file[8192];
 
 		snprintf(file, sizeof(file), "%s/.zk/status", argv[i]);
+		return cat_file(file);
+	}
+	if (strcmp(cmd, "sync") == 0 && n == 1) {
+		char file[8192];
+
+		snprintf(file, sizeof(file), "%s/.zk/sync", argv[i]);
 		return cat_file(file);
 	}
 	if (strcmp(cmd, "get") == 0 && n == 1)

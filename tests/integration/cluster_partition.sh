@@ -44,8 +44,8 @@ for role in follower leader; do
 		failed_in 1500 8000 "$T/err" bash -c "echo minority >'$T/m$M/w$round'"
 	check "mkdir in the minority fails the same way" \
 		failed_in 1500 8000 "$T/err" mkdir "$T/m$M/d$round"
-	check "sync in the minority fails the same way" \
-		failed_in 1500 8000 "$T/err" cat "$T/m$M/.zk/sync"
+	check "sync in the minority fails the same way (quorumctl sync)" \
+		failed_in 1500 8000 "$T/err" "$QFSCTL" sync "$T/m$M"
 	t0=$(now_ms)
 	eq "reads still work: data" "$(cat "$T/m$M/r$round")" "before$round"
 	eq "reads still work: stat" "$(ver "$T/m$M/r$round")" 1
