@@ -959,6 +959,8 @@ struct fs__watch {
 	fuse_req_t pending;	/* protected by fs->wlock: a read waiting for the event */
 	int intr; /* protected by fs->wlock: PENDING's request was interrupted early */
 	struct fuse_pollhandle *ph;    /* protected by fs->wlock: a poll waiting for the event */
+	int existed;		       /* immutable after open: the node as it was at open */
+	int64_t czxid, mzxid, pzxid;   /* ... (see fs__watch_recheck) */
 	char event[48 + FS__PATH_CAP]; /* protected by fs->wlock: "EVENT PATH\n" once fired */
 	size_t elen;
 	char path[];
@@ -1011,6 +1013,45 @@ static void fs__watch_fire(struct fs__watch *w, enum zt_change_type type)
 	}
 }
 
+/*
+ * The root's data changed: a set of "/" or, in a cluster, the install of a snapshot (the replica
+ * then reports only that: anything may have changed). Compare every watched node with what it was
+ * at open and fire the watches whose node changed. fs->wlock held.
+ */
+static void fs__watch_recheck(struct fs *fs)
+{
+	struct st_rtxn *r;
+
+	if (st_rbegin(fs->env, &r) != 0) {
+		fs_warn("watches not re-checked after a change of the root: no read snapshot");
+		return;
+	}
+	for (size_t b = 0; b < FS__WATCH_BUCKETS; b++) {
+		struct fs__watch **pp = &fs->watches[b], *w;
+
+		while ((w = *pp) != NULL) {
+			struct zt_node n;
+			int exists = zt_get(r, w->path, &n) == 0, type = 0;
+
+			if (exists && !w->existed)
+				type = w->children ? 0 : ZT_NODE_CREATED;
+			else if (!exists && w->existed)
+				type = ZT_NODE_DELETED;
+			else if (exists && n.stat.czxid != w->czxid)
+				type = ZT_NODE_DELETED; /* deleted and created again */
+			else if (exists && !w->children && n.stat.mzxid != w->mzxid)
+				type = ZT_NODE_DATA_CHANGED;
+			else if (exists && w->children && n.stat.pzxid != w->pzxid)
+				type = ZT_NODE_CHILDREN_CHANGED;
+			if (type)
+				fs__watch_fire(w, (enum zt_change_type)type);
+			else
+				pp = &w->next;
+		}
+	}
+	st_rend(r);
+}
+
 /* on_change: fire the watches CH concerns. Apply thread. */
 static void fs__watch_change(struct fs *fs, const struct zt_change *ch)
 {
@@ -1031,6 +1072,8 @@ static void fs__watch_change(struct fs *fs, const struct zt_change *ch)
 		else
 			pp = &w->next;
 	}
+	if (ch->type == ZT_NODE_DATA_CHANGED && fs__is_root(ch->path))
+		fs__watch_recheck(fs);
 	pthread_mutex_unlock(&fs->wlock);
 }
 
@@ -1098,6 +1141,23 @@ static int fs__watch_open(struct fs *fs, const struct fs__pin *p, struct fs__fh 
 	w->fs = fs;
 	w->children = fs__modes[p->mode].watch == 2;
 	memcpy(w->path, p->node, len + 1);
+	/* What fs__watch_recheck compares with. A change between this read and the registration
+	 * below is before the watch; a later change of the root may then report it: a spurious
+	 * wake-up, never a missed one. */
+	{
+		struct st_rtxn *r;
+		struct zt_node n;
+
+		if (st_rbegin(fs->env, &r) == 0) {
+			if (zt_get(r, w->path, &n) == 0) {
+				w->existed = 1;
+				w->czxid = n.stat.czxid;
+				w->mzxid = n.stat.mzxid;
+				w->pzxid = n.stat.pzxid;
+			}
+			st_rend(r);
+		}
+	}
 	b = fs__watch_hash(w->path);
 	pthread_mutex_lock(&fs->wlock);
 	w->next = fs->watches[b];

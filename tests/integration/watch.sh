@@ -62,6 +62,15 @@ bg_watch "$T/o7" "$M/.zk/watch-children/app/.data"
 rmdir "$M/app"
 wait "$WP"
 eq "a child watch on a deleted node: NodeDeleted" "$(cat "$T/o7")" "NodeDeleted /app"
+# a change of the root's data re-checks every watch (what a snapshot install reports in a
+# cluster): the unchanged nodes' watches stay armed
+bg_watch "$T/o8" "$M/.zk/watch/cfg"
+echo rootdata >"$M/.data"
+timeout 1 cat "$M/.zk/watch/cfg" >/dev/null
+eq "a root change does not fire the watches of unchanged nodes" "$?:$(cat "$T/o8")" "124:"
+echo v9 >"$M/cfg"
+wait "$WP"
+eq "... which still fire on their own change" "$(cat "$T/o8")" "NodeDataChanged /cfg"
 if echo x 2>/dev/null >"$M/.zk/watch/cfg"; then fail "watch files are read-only"; else ok "watch files cannot be written"; fi
 if mkdir "$M/.zk/watch/nd" 2>/dev/null; then fail "nothing is created under .zk/watch"; else ok "nothing is created under .zk/watch"; fi
 
