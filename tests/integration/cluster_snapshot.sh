@@ -4,7 +4,8 @@
 #     started again, and shows the same tree;
 #  2. a node frozen (SIGSTOP) while its mount's kernel caches hold names, attributes and data, its
 #     peer connections aborted (ss -K), then continued: it installs a snapshot while running, and
-#     its mount shows the new tree at once (deleted names gone, new data and versions), no sync.
+#     its mount shows the new tree at once (deleted names gone, new data and versions), no sync;
+#  3. a node that lost its disk, started on an empty directory with --join, catches up.
 . "$(dirname "$0")/cluster_lib.sh"
 cl_init 3 "$@"
 CL_ARGS=(--snapshot-interval 50 --snapshot-keep 10)
@@ -87,4 +88,22 @@ if cl_wait_same 20 1 2 3; then ok "identical trees on the three nodes"; else
 	fail "trees differ after the running install"
 	show_diff "$L" "$S"
 fi
+
+# --- 3. node S loses its disk: an empty directory, started with --join, catches up and serves
+cl_term "$S" || fail "stop node $S"
+rm -rf "$T/d$S"
+t0=$(now_ms)
+cl_start "$S" --join || { fail "start of node $S on an empty disk with --join"; finish; }
+if cl_wait_same 30 1 2 3; then
+	ok "node $S on a new disk (--join) caught up: identical trees ($(elapsed_since "$t0") ms)"
+else
+	fail "node $S on a new disk did not converge"
+	show_diff "$L" "$S"
+fi
+t0=$(now_ms)
+until echo rejoined 2>/dev/null >"$T/m$S/b/rejoined"; do
+	(($(elapsed_since "$t0") > 20000)) && break
+done
+cl_sync "$L" >/dev/null
+eq "node $S writes again after --join" "$(cat "$T/m$L/b/rejoined" 2>&1)" rejoined
 finish
