@@ -2,7 +2,8 @@
 # Source it (it sources lib.sh), then call cl_init N "$@" (the CMake arguments: daemon, quorumctl).
 #   node K: data $T/dK, log $T/dK.log, mount $T/mK, peer port ${CL_PORT[K]}, daemon ${CL_PID[K]}.
 # Every daemon started is recorded for lib.sh's EXIT trap (unmount, stop by PID); stopped
-# (SIGSTOP) daemons are continued first. A failing test prints the tail of every node's log.
+# (SIGSTOP) daemons are continued first. A failing test prints the tail of every node's log; a
+# sanitizer report in any node's log fails the test.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CL_N=0
@@ -14,6 +15,18 @@ declare -a CL_PORT CL_PID
 cl_cleanup() {
 	local rc=$? p k
 	for p in "${QFS_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
+	# stop the daemons here (not in lib.sh's trap) so that their sanitizer reports at exit are
+	# in the logs before they are read
+	for p in "${QFS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${QFS_PIDS[@]}"; do wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null; done
+	for k in "$T"/d*.log; do
+		[[ -f "$k" ]] || continue
+		if grep -q -e "Sanitizer" -e "runtime error:" "$k"; then
+			echo "FAIL - sanitizer report in ${k##*/}:" >&2
+			grep -A 12 -e "Sanitizer" -e "runtime error:" "$k" | head -n 40 >&2
+			rc=1
+		fi
+	done
 	if ((rc != 0)); then
 		for ((k = 1; k <= CL_N; k++)); do
 			[[ -f "$T/d$k.log" ]] || continue
