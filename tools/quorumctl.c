@@ -65,6 +65,9 @@ static const struct cmd_help helps[] = {
      "(SIGINT, SIGTERM), then the node is deleted. With DATA the node is created and then\n"
      "written (version 1)."},
     {"ls", "ls MOUNT/PATH", "List the node's children, one name per line, in name order."},
+    {"sync", "sync MOUNT",
+     "ZooKeeper's sync: wait until this node has applied everything committed in the cluster\n"
+     "before the call, then print 'zxid=' and the zxid reached (through MOUNT/.zk/sync)."},
     {"wait", "wait [--children] [--since VERSION] MOUNT/PATH",
      "Wait for the next change of the node (created, data changed, deleted) or, with\n"
      "--children, of its child list, and print it as 'EVENT PATH' (ZooKeeper's event names).\n"
@@ -607,6 +610,12 @@ int main(int argc, char **argv)
 		return cmd_create(argv[i], n == 2 ? argv[i + 1] : NULL, opt_s, opt_e);
 	if (strcmp(cmd, "ls") == 0 && n == 1)
 		return cmd_ls(argv[i]);
+	if (strcmp(cmd, "sync") == 0 && n == 1) {
+		char file[8192];
+
+		snprintf(file, sizeof(file), "%s/.zk/sync", argv[i]);
+		return cat_file(file);
+	}
 	if (strcmp(cmd, "wait") == 0 && n == 1)
 		return cmd_wait(argv[i], opt_children, opt_since);
 	return cmd_usage(cmd, 0);
