@@ -47,6 +47,7 @@ struct search {
 	uint32_t *rle;
 	uint32_t *wval; /* local op -> value it writes, canonicalised */
 	uint8_t *anon;	/* local op -> 1 if an anonymous write (see qc_lin_check) */
+	int64_t *pin;	/* local op -> the version it must produce, QC_NOVER if not known */
 	struct memo memo;
 };
 
@@ -151,25 +152,22 @@ static bool considered(const struct qc_op *op)
 	}
 }
 
-/* The register model. WVAL is the value OP writes, canonicalised (see qc_lin_check). Returns
+/* The register model. WVAL is the value OP writes, canonicalised, and PIN the version it must
+ * produce (reported, or inferred from a read; QC_NOVER if not known): see qc_lin_check. Returns
  * whether OP may take effect in state (*val, *ver), updating it. */
-static bool step(const struct qc_op *op, uint32_t wval, uint32_t *val, int64_t *ver)
+static bool step(const struct qc_op *op, uint32_t wval, int64_t pin, uint32_t *val, int64_t *ver)
 {
 	switch (op->f) {
 	case QC_READ:
 		return op->rval == *val && (op->rver == QC_NOVER || op->rver == *ver);
-	case QC_WRITE:
-		if (op->st == QC_OK && op->rver != QC_NOVER && op->rver != *ver + 1)
-			return false;
-		*val = wval;
-		*ver += 1;
-		return true;
 	case QC_CAS:
 		if (op->st == QC_BADVER)
 			return *ver != op->expect;
 		if (*ver != op->expect)
 			return op->st == QC_UNKNOWN; /* an unknown cas may have failed */
-		if (op->st == QC_OK && op->rver != QC_NOVER && op->rver != *ver + 1)
+						     /* fall through */
+	case QC_WRITE:
+		if (pin != QC_NOVER && pin != *ver + 1)
 			return false;
 		*val = wval;
 		*ver += 1;
@@ -217,6 +215,7 @@ static void search_free(struct search *s)
 	free(s->rle);
 	free(s->wval);
 	free(s->anon);
+	free(s->pin);
 	free(s->memo.t);
 	free(s->memo.arena);
 }
@@ -280,6 +279,8 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 	uint32_t *stk_ent = NULL, *stk_val = NULL;
 	int64_t *stk_ver = NULL;
 	uint8_t *readv = NULL, *stk_forced = NULL;
+	int64_t *vpin = NULL;	   /* value -> version a fresh read saw it at */
+	uint32_t *nwriters = NULL; /* value -> writes of it that may take effect */
 	size_t m = 0, depth = 0;
 	int rc = -ENOMEM;
 
@@ -312,14 +313,17 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 	s.rle = malloc((m + 2) * sizeof *s.rle);
 	s.wval = malloc(m * sizeof *s.wval);
 	s.anon = malloc(m * sizeof *s.anon);
+	s.pin = malloc(m * sizeof *s.pin);
+	vpin = malloc((h->nvals ? h->nvals : 1) * sizeof *vpin);
+	nwriters = calloc(h->nvals ? h->nvals : 1, sizeof *nwriters);
 	readv = calloc(h->nvals ? h->nvals : 1, 1);
 	stk_ent = malloc(m * sizeof *stk_ent);
 	stk_val = malloc(m * sizeof *stk_val);
 	stk_ver = malloc(m * sizeof *stk_ver);
 	stk_forced = malloc(m);
 	if (!es || !s.prev || !s.next || !s.eop || !s.iscall || !s.callent || !s.retent ||
-	    !s.bits || !s.zob || !s.rle || !s.wval || !s.anon || !readv || !stk_ent || !stk_val ||
-	    !stk_ver || !stk_forced)
+	    !s.bits || !s.zob || !s.rle || !s.wval || !s.anon || !s.pin || !vpin || !nwriters ||
+	    !readv || !stk_ent || !stk_val || !stk_ver || !stk_forced)
 		goto out;
 	for (size_t i = 0; i < m; i++) {
 		es[2 * i] = (struct ent_sort){s.ops[i].op->call, 0, (uint32_t)i};
@@ -342,6 +346,38 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 		if (s.ops[i].op->f == QC_READ)
 			readv[s.ops[i].op->rval] = 1;
 	readv[h->keys[key].init_val] = 1;
+	/*
+	 * Versions pin writes: a value written by one write only (and not the initial value) that
+	 * a read saw at version v can only be there because that write made version v. So the
+	 * write may only be linearised where it produces v; otherwise the read could never fit.
+	 */
+	for (size_t i = 0; i < m; i++) {
+		const struct qc_op *op = s.ops[i].op;
+		if (op->f == QC_READ)
+			vpin[op->rval] = op->rver;
+		else
+			vpin[op->arg] = QC_NOVER;
+	}
+	for (size_t i = 0; i < m; i++) {
+		const struct qc_op *op = s.ops[i].op;
+		if (op->f == QC_READ && op->rver != QC_NOVER)
+			vpin[op->rval] = op->rver;
+		else if (op->f != QC_READ && op->st != QC_BADVER)
+			nwriters[op->arg]++;
+	}
+	for (size_t i = 0; i < m; i++) {
+		const struct qc_op *op = s.ops[i].op;
+		s.pin[i] = QC_NOVER;
+		if (op->f == QC_READ || op->st == QC_BADVER)
+			continue;
+		if (op->st == QC_OK && op->rver != QC_NOVER)
+			s.pin[i] = op->rver;
+		else if (op->f == QC_CAS && op->st == QC_OK)
+			s.pin[i] = op->expect + 1;
+		else if (readv[op->arg] && nwriters[op->arg] == 1 &&
+			 op->arg != h->keys[key].init_val)
+			s.pin[i] = vpin[op->arg];
+	}
 	for (size_t i = 0; i < m; i++) {
 		const struct qc_op *op = s.ops[i].op;
 		s.wval[i] = readv[op->arg] ? op->arg : QC_UNREAD;
@@ -373,50 +409,31 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 	if (r < 0)
 		goto out;
 	/*
-	 * An op that changes nothing (a read, a cas that saw another version) and fits the state
-	 * now is linearised now and no alternative is tried: in any linearisation from here it
-	 * can be moved to this point (it is callable, so every later op completes after its
-	 * invocation). If that fails, this configuration fails: the frame is "forced".
+	 * Two rules cut the search without losing linearisations:
+	 * - An op that changes nothing (a read, a cas that saw another version) and fits the state
+	 *   now is linearised now and no alternative is tried: in any linearisation from here it
+	 *   can be moved to this point (it is callable, so every later op completes after its
+	 *   invocation). If that fails, this configuration fails: the frame is "forced".
+	 * - Anonymous writes of unknown outcome are tried last, when every other callable op has
+	 *   been tried (at the return that ends the callable ops); their frame is forced too, as
+	 *   nothing is left to try after them. Trying them early would multiply the
+	 *   configurations by how many of them are pending.
 	 */
 	for (;;) {
-		bool back = false;
+		uint32_t o, cand = UINT32_MAX;
+		bool keeps = false;
 		if (e == tail) {
 			rc = 1;
 			break;
 		}
-		uint32_t o = s.eop[e];
+		o = s.eop[e];
 		if (s.iscall[e]) {
-			uint32_t nval = val;
-			int64_t nver = ver;
-			const struct qc_op *op = s.ops[o].op;
-			bool keeps = op->f == QC_READ || op->st == QC_BADVER;
-			if ((!s.anon[o] || anon_first(&s, o)) &&
-			    step(op, s.wval[o], &nval, &nver)) {
-				bit_set(&s, o);
-				r = memo_add(&s, zob ^ s.zob[o], nval, nver);
-				if (r < 0)
-					goto out;
-				if (r == 1) {
-					stk_ent[depth] = e;
-					stk_val[depth] = val;
-					stk_ver[depth] = ver;
-					stk_forced[depth] = keeps;
-					depth++;
-					zob ^= s.zob[o];
-					val = nval;
-					ver = nver;
-					lift(&s, e);
-					e = (uint32_t)s.next[head];
-					continue;
-				}
-				bit_clear(&s, o);
-				back = keeps; /* seen before, so it failed: so does this
-						 configuration */
-			}
-			if (!back) {
+			if (s.anon[o] && s.ops[o].op->st == QC_UNKNOWN) {
 				e = (uint32_t)s.next[e];
 				continue;
 			}
+			cand = e;
+			keeps = s.ops[o].op->f == QC_READ || s.ops[o].op->st == QC_BADVER;
 		} else {
 			/* A return: its op is not linearised yet. Unknown ops return at +infinity,
 			 * so reaching one means only unknown ops are left: they may take effect at
@@ -427,6 +444,49 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 			}
 			if (e > furthest)
 				furthest = e;
+			/* the first-invoked pending anonymous write of unknown outcome, if any */
+			for (uint32_t x = (uint32_t)s.next[head]; x != e; x = (uint32_t)s.next[x]) {
+				if (s.iscall[x] && s.anon[s.eop[x]] &&
+				    s.ops[s.eop[x]].op->st == QC_UNKNOWN) {
+					cand = x;
+					keeps = true;
+					break;
+				}
+			}
+		}
+		if (cand != UINT32_MAX) {
+			uint32_t co = s.eop[cand];
+			uint32_t nval = val;
+			int64_t nver = ver;
+			bool seen = false;
+			if ((!s.anon[co] || anon_first(&s, co)) &&
+			    step(s.ops[co].op, s.wval[co], s.pin[co], &nval, &nver)) {
+				bit_set(&s, co);
+				r = memo_add(&s, zob ^ s.zob[co], nval, nver);
+				if (r < 0)
+					goto out;
+				if (r == 1) {
+					stk_ent[depth] = cand;
+					stk_val[depth] = val;
+					stk_ver[depth] = ver;
+					stk_forced[depth] = keeps;
+					depth++;
+					zob ^= s.zob[co];
+					val = nval;
+					ver = nver;
+					lift(&s, cand);
+					e = (uint32_t)s.next[head];
+					continue;
+				}
+				bit_clear(&s, co);
+				seen = true; /* seen before, so it failed */
+			}
+			/* not linearisable now: a call is skipped, unless it was forced (seen
+			 * before: this configuration fails too) */
+			if (s.iscall[e] && !(keeps && seen)) {
+				e = (uint32_t)s.next[e];
+				continue;
+			}
 		}
 		bool forced = true;
 		while (forced && depth > 0) {
@@ -453,6 +513,8 @@ out:
 		*states += s.memo.count;
 	free(es);
 	free(readv);
+	free(vpin);
+	free(nwriters);
 	free(stk_ent);
 	free(stk_val);
 	free(stk_ver);
