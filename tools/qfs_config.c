@@ -250,9 +250,7 @@ int qc_finish(struct qc_opts *o)
 {
 	struct qc_opts f = {0};
 
-	if (!o->config)
-		return 0;
-	if (qc__load(o->config, &f) != 0)
+	if (o->config && qc__load(o->config, &f) != 0)
 		return -1;
 #define QC__MERGE(field)                                                                           \
 	do {                                                                                       \
@@ -272,6 +270,15 @@ int qc_finish(struct qc_opts *o)
 	QC__MERGE(snapshot_keep);
 	QC__MERGE(join);
 #undef QC__MERGE
+	/* A forgotten --peers must not silently start a single node with these settings ignored. */
+	if (!o->peers && (o->id || o->secret_file || o->cluster_id || o->join > 0 || o->tick_ms ||
+			  o->election_ticks || o->session_timeout_ms || o->write_timeout_ms ||
+			  o->snapshot_every || o->snapshot_keep)) {
+		fprintf(stderr,
+			"quorumfs: cluster settings (--id, --secret-file, timing, snapshots, "
+			"--join) need --peers or server.N lines in the config file\n");
+		return -1;
+	}
 	return 0;
 }
 

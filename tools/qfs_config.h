@@ -95,7 +95,7 @@ int qc_getopt(struct qc_opts *o, int c, const char *arg);
 void qc_usage(FILE *f);
 
 /* After the command line: read --config (if any) for what the command line did not give.
- * 0 or -1 (printed). */
+ * 0 or -1 (printed; also when cluster settings are given without any peers). */
 int qc_finish(struct qc_opts *o);
 
 /* Cluster mode: peers were given. */

@@ -8,26 +8,29 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cl_init 3 "$@"
 
-# --- refusals at start (no daemon stays)
+# --- refusals at start (no daemon stays; "timeout" stops one that would wrongly start)
 mkdir -p "$T/x" "$T/mx"
-"$QFS" -f --id 1 --peers "$CL_PEERS" --data "$T/x" "$T/mx" 2>"$T/err" && fail "no secret: must refuse"
+timeout 10 "$QFS" -f --id 1 --peers "$CL_PEERS" --data "$T/x" "$T/mx" 2>"$T/err" && fail "no secret: must refuse"
 check "no secret file: refused, says why" grep -q "needs a shared secret" "$T/err"
 printf 'short' >"$T/short"
-"$QFS" -f --id 1 --peers "$CL_PEERS" --secret-file "$T/short" --data "$T/x" "$T/mx" 2>"$T/err" &&
+timeout 10 "$QFS" -f --id 1 --peers "$CL_PEERS" --secret-file "$T/short" --data "$T/x" "$T/mx" 2>"$T/err" &&
 	fail "short secret: must refuse"
 check "a secret under 16 bytes: refused" grep -q "at least 16 bytes" "$T/err"
-"$QFS" -f --id 4 --peers "$CL_PEERS" --secret-file "$CL_SECRET" --data "$T/x" "$T/mx" 2>"$T/err" &&
+timeout 10 "$QFS" -f --id 4 --peers "$CL_PEERS" --secret-file "$CL_SECRET" --data "$T/x" "$T/mx" 2>"$T/err" &&
 	fail "id not in peers: must refuse"
 check "an id not among the peers: refused" grep -q "not in the peer list" "$T/err"
-"$QFS" -f --id 1 --peers "1=127.0.0.1:1,2=127.0.0.1:2" --secret-file "$CL_SECRET" --data "$T/x" \
+timeout 10 "$QFS" -f --id 1 --peers "1=127.0.0.1:1,2=127.0.0.1:2" --secret-file "$CL_SECRET" --data "$T/x" \
 	"$T/mx" 2>"$T/err" && fail "even cluster: must refuse"
 check "an even number of nodes: refused" grep -q "odd number" "$T/err"
-"$QFS" -f --id 1 --peers "1=no-such-host.invalid:5,2=127.0.0.1:2,3=127.0.0.1:3" \
+timeout 10 "$QFS" -f --id 1 --peers "1=no-such-host.invalid:5,2=127.0.0.1:2,3=127.0.0.1:3" \
 	--secret-file "$CL_SECRET" --data "$T/x" "$T/mx" 2>"$T/err" && fail "bad host: must refuse"
 check "an unresolvable host: refused" grep -q "cannot resolve" "$T/err"
 printf 'id=1\nbogus=1\n' >"$T/bad.cfg"
-"$QFS" -f --config "$T/bad.cfg" --data "$T/x" "$T/mx" 2>"$T/err" && fail "bad config: must refuse"
+timeout 10 "$QFS" -f --config "$T/bad.cfg" --data "$T/x" "$T/mx" 2>"$T/err" && fail "bad config: must refuse"
 check "an unknown config key: refused with file and line" grep -q "bad.cfg:2: unknown setting 'bogus'" "$T/err"
+timeout 10 "$QFS" -f --id 1 --secret-file "$CL_SECRET" --data "$T/x" "$T/mx" 2>"$T/err" &&
+	fail "--id without --peers: must refuse"
+check "cluster settings without --peers: refused (no silent single node)" grep -q "need --peers" "$T/err"
 check "nothing mounted by the refused starts" not_mounted "$T/mx"
 
 # --- the cluster: nodes 1 and 2 from the command line, node 3 from a config file
