@@ -500,3 +500,147 @@ Test(parse, every_truncation_and_random_bytes_never_crash)
 	}
 	free(text);
 }
+
+/* ---- the search against brute force on small random histories ---- */
+
+static const struct qc_history *bf_h;
+static size_t bf_n;
+static bool bf_used[16];
+
+static bool bf_considered(const struct qc_op *op)
+{
+	if (op->f == QC_READ)
+		return op->st == QC_OK;
+	if (op->f == QC_WRITE)
+		return op->st == QC_OK || op->st == QC_UNKNOWN;
+	return op->f == QC_CAS && op->st != QC_FAIL;
+}
+
+/* Every order of the ops (unknown ones optional) that respects real time, on a plain register. */
+static bool bf(uint32_t val, int64_t ver)
+{
+	bool all = true;
+	for (size_t i = 0; i < bf_n; i++)
+		if (!bf_used[i] && bf_considered(&bf_h->ops[i]) && bf_h->ops[i].st != QC_UNKNOWN)
+			all = false;
+	if (all)
+		return true;
+	for (size_t x = 0; x < bf_n; x++) {
+		const struct qc_op *op = &bf_h->ops[x];
+		if (bf_used[x] || !bf_considered(op))
+			continue;
+		bool ok = true;
+		for (size_t a = 0; a < bf_n && ok; a++)
+			if (a != x && !bf_used[a] && bf_considered(&bf_h->ops[a]) &&
+			    bf_h->ops[a].st != QC_UNKNOWN && bf_h->ops[a].ret < op->call)
+				ok = false;
+		if (!ok)
+			continue;
+		uint32_t nval = val;
+		int64_t nver = ver;
+		switch (op->f) {
+		case QC_READ:
+			ok = op->rval == val && (op->rver == QC_NOVER || op->rver == ver);
+			break;
+		case QC_CAS:
+			if (op->st == QC_BADVER) {
+				ok = ver != op->expect;
+				break;
+			}
+			if (ver != op->expect) {
+				ok = op->st == QC_UNKNOWN;
+				break;
+			}
+			/* fall through */
+		case QC_WRITE:
+			ok = !(op->st == QC_OK && op->rver != QC_NOVER && op->rver != ver + 1);
+			nval = op->arg;
+			nver = ver + 1;
+			break;
+		default:
+			ok = false;
+		}
+		if (!ok)
+			continue;
+		bf_used[x] = true;
+		bool r = bf(nval, nver);
+		bf_used[x] = false;
+		if (r)
+			return true;
+	}
+	return false;
+}
+
+static uint64_t bf_rand(uint64_t *s, uint64_t n)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return (*s >> 33) % n;
+}
+
+Test(lin, agrees_with_brute_force, .timeout = 60)
+{
+	uint64_t s = 12345;
+#define R(n) bf_rand(&s, (n))
+	unsigned lin = 0, nonlin = 0;
+	for (int iter = 0; iter < 20000; iter++) {
+		char buf[4096];
+		size_t len = 0;
+		unsigned nops = 2 + (unsigned)R(7);
+		/* one process per op, random intervals, random types and results */
+		for (unsigned i = 0; i < nops; i++) {
+			int64_t call = (int64_t)R(20), dur = 1 + (int64_t)R(8);
+			unsigned f = (unsigned)R(3);
+			const char *fs = f == 0 ? "read" : f == 1 ? "write" : "cas";
+			char extra[64] = "";
+			if (f == 1)
+				snprintf(extra, sizeof extra, " value=%c", 'a' + (int)R(3));
+			if (f == 2)
+				snprintf(extra, sizeof extra, " value=%c expect=%d",
+					 'a' + (int)R(3), (int)R(3));
+			len += (size_t)snprintf(buf + len, sizeof buf - len,
+						"inv p=%u op=1 t=%lld key=k f=%s%s\n", i,
+						(long long)call, fs, extra);
+			unsigned outcome = (unsigned)R(10);
+			const char *kind = outcome < 7 ? "ok" : outcome < 9 ? "info" : "fail";
+			char res[64] = "";
+			if (f == 0 && outcome < 7) {
+				unsigned v = (unsigned)R(4);
+				snprintf(res, sizeof res, " value=%s version=%u",
+					 v == 0	  ? ""
+					 : v == 1 ? "a"
+					 : v == 2 ? "b"
+						  : "c",
+					 (unsigned)R(4));
+			} else if (f != 0 && outcome < 7 && R(2)) {
+				snprintf(res, sizeof res, " version=%u", 1 + (unsigned)R(3));
+			} else if (f == 2 && outcome == 9 && R(2)) {
+				snprintf(res, sizeof res, " err=badversion");
+			}
+			len +=
+			    (size_t)snprintf(buf + len, sizeof buf - len, "%s p=%u op=1 t=%lld%s\n",
+					     kind, i, (long long)(call + dur), res);
+		}
+		struct qc_history h = {0};
+		struct qc_perr err;
+		cr_assert_eq(qc_history_parse(buf, len, &h, &err), 0, "%u: %s\n%s", err.line,
+			     err.msg, buf);
+		size_t idx[16];
+		for (size_t i = 0; i < h.nops; i++)
+			idx[i] = i;
+		bf_h = &h;
+		bf_n = h.nops;
+		memset(bf_used, 0, sizeof bf_used);
+		bool want = bf(h.keys[0].init_val, h.keys[0].init_ver);
+		int got = qc_lin_check(&h, 0, idx, h.nops, NULL, NULL);
+		cr_assert_eq(got, want ? 1 : 0, "search says %d, brute force %d for:\n%s", got,
+			     want, buf);
+		if (want)
+			lin++;
+		else
+			nonlin++;
+		qc_history_free(&h);
+	}
+	cr_expect(lin > 300 && nonlin > 300, "lin %u nonlin %u: the generator is lopsided", lin,
+		  nonlin);
+#undef R
+}
