@@ -11,7 +11,11 @@
  *    Search: Wing & Gong's backtracking with Lowe's just-in-time linearisation, memoising each
  *    (state, set of linearised ops) reached; the set is kept as a bitset over the key's ops in
  *    invocation order and stored in the memo as the bit positions where it flips (run-length),
- *    which stays short because the linearised set is mostly a prefix of the ops.
+ *    which stays short because the linearised set is mostly a prefix of the ops. Exact
+ *    reductions (see qc_lin.c and README.md): values no read returns are one value; a value
+ *    written once and read at version v pins its write to v; a read that fits now is
+ *    linearised now; interchangeable ("anonymous") writes are tried in completion order, those
+ *    of unknown outcome last.
  * 2. Sequential consistency (qc_seq.c), over every read including plain local ones (lread):
  *    - a process never sees a version of a key lower than one it saw before (by a read, or by
  *      one of its own acknowledged writes that reported its version);
@@ -113,7 +117,8 @@ const char *qc_kind_name(enum qc_kind k);
  * a true register. A fraction of ops time out (info; some of those never take effect) or fail
  * (cas with badversion when the version did not match; otherwise took no effect). Such a history
  * must pass every check. With MUTATE set, one acknowledged read's result is changed afterwards
- * (to an older or never-written version), which the checker must usually catch.
+ * (1 to 8 versions older, a version never reached, or a value never written), which the checker
+ * must usually catch (a slightly stale read concurrent with the next write is still valid).
  */
 struct qc_gen_opts {
 	uint64_t seed;
