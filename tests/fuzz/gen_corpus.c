@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "consensus/px_batch.h"
 #include "consensus/px_msg.h"
 #include "store/zt.h"
 #include "tools/check/qc_check.h"
@@ -95,6 +96,25 @@ static void px_batches(void)
 			len += l;
 		}
 		put("px_batch", n++, buf, len);
+	}
+}
+
+static void px_filters(void)
+{
+	for (int n = 0; n < 4; n++) {
+		struct px_filter f = {0};
+		for (int c = 0; c < n * 2; c++)
+			for (uint64_t seq = 1; seq <= (uint64_t)(c * 40 + 3);
+			     seq += 1 + (uint64_t)c % 3)
+				if (px_filter_admit(&f, 1000 + (uint64_t)c, seq) < 0)
+					exit(1);
+		size_t len = px_filter_size(&f);
+		uint8_t *buf = malloc(len);
+		if (!buf || px_filter_encode(&f, buf, len) != 0)
+			exit(1);
+		put("px_filter", n, buf, len);
+		free(buf);
+		px_filter_free(&f);
 	}
 }
 
@@ -187,6 +207,7 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	px_msgs();
 	px_batches();
+	px_filters();
 	zt_txns();
 	zt_paths();
 	histories();
