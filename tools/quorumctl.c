@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,9 +67,15 @@ static const struct cmd_help helps[] = {
      "(SIGINT, SIGTERM), then the node is deleted. With DATA the node is created and then\n"
      "written (version 1)."},
     {"ls", "ls MOUNT/PATH", "List the node's children, one name per line, in name order."},
-    {"sync", "sync MOUNT",
-     "ZooKeeper's sync: wait until this node has applied everything committed in the cluster\n"
-     "before the call, then print 'zxid=' and the zxid reached (through MOUNT/.zk/sync)."},
+    {"lock", "lock MOUNT/PATH -- CMD [ARG...]",
+     "Run CMD while holding the distributed lock PATH (ZooKeeper's recipe: an\n"
+     "ephemeral-sequential child PATH/lock-N, waiting only on the child just before it, so\n"
+     "a release wakes one waiter). PATH is created if missing. The lock is released when\n"
+     "CMD exits or this process dies (CMD does not inherit the session). Exit status: CMD's."},
+    {"elect", "elect MOUNT/PATH -- CMD [ARG...]",
+     "Leader election: wait until this process is the leader of PATH (the lowest candidate\n"
+     "PATH/candidate-N), then run CMD while it stays the leader. If its candidate node is\n"
+     "deleted (leadership lost), CMD gets SIGTERM and the exit status is 3."},
     {"wait", "wait [--children] [--since VERSION] MOUNT/PATH",
      "Wait for the next change of the node (created, data changed, deleted) or, with\n"
      "--children, of its child list, and print it as 'EVENT PATH' (ZooKeeper's event names).\n"
@@ -512,6 +520,181 @@ static int cmd_wait(const char *path, int children, long since)
 	return fflush(stdout) != 0;
 }
 
+/* mkdir -p PATH. 0 or -errno. */
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Sequence number of a child NAME of the form PREFIX + 10 digits; -1 otherwise. */
+static long long seq_of(const char *name, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	char *end;
+	long long v;
+
+	if (strncmp(name, prefix, pl) != 0 || strlen(name + pl) != 10)
+		return -1;
+	v = strtoll(name + pl, &end, 10);
+	return *end ? -1 : v;
+}
+
+/* The child of DIR with PREFIX and the highest sequence below MINE (the predecessor), into PRED;
+ * 0 when there is none (we are first), 1 when found, -1 on error. */
+static int predecessor(const char *dir, const char *prefix, long long mine, char *pred, size_t cap)
+{
+	long long best = -1;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		long long v = seq_of(de->d_name, prefix);
+
+		if (v >= 0 && v < mine && v > best) {
+			best = v;
+			snprintf(pred, cap, "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	return best >= 0;
+}
+
+/*
+ * lock and elect: create ROOT/.zk/ephemeral-sequential/REL/PREFIX (held open: our session), then
+ * wait until no child with a lower sequence is left, watching only the one just before ours.
+ * ELECT: while CMD runs, also watch our own node (deleted: leadership lost).
+ */
+static int cmd_recipe(const char *path, char **cmd, int elect)
+{
+	const char *prefix = elect ? "candidate-" : "lock-";
+	char root[PATH_MAX], rel[PATH_MAX], file[3 * PATH_MAX + 64], made[PATH_MAX], me[64];
+	char pred[NAME_MAX + 1], buf[512];
+	long long mine;
+	ssize_t n;
+	pid_t child;
+	int fd, wfd, status, rv = mkdir_p(path);
+
+	if (rv == 0)
+		rv = split_mount(path, root, rel, sizeof(root));
+	if (rv != 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		return 1;
+	}
+	snprintf(file, sizeof(file), "%s/.zk/ephemeral-sequential%s/%s", root, rel, prefix);
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	n = fgetxattr(fd, "user.zk.path", made, sizeof(made) - 1);
+	if (n < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	made[n] = '\0';
+	mine = seq_of(strrchr(made, '/') + 1, prefix);
+	/* Who holds it, for whoever looks (cat PATH/lock-N). */
+	n = snprintf(me, sizeof(me), "%d\n", (int)getpid());
+	if (write(fd, me, (size_t)n) != n)
+		fprintf(stderr, "quorumctl: %s: %s\n", made, strerror(errno));
+	for (;;) {
+		int r = predecessor(path, prefix, mine, pred, sizeof(pred));
+
+		if (r < 0) {
+			fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(errno));
+			close(fd);
+			return 1;
+		}
+		if (r == 0)
+			break;
+		/* Watch the predecessor only (no herd): open the watch, then check it is still
+		 * there (it may have gone before the watch was registered). */
+		snprintf(file, sizeof(file), "%s/.zk/watch%s/%s", root, rel, pred);
+		wfd = open(file, O_RDONLY | O_CLOEXEC);
+		if (wfd < 0) {
+			fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+			close(fd);
+			return 1;
+		}
+		snprintf(file, sizeof(file), "%s/%s", path, pred);
+		if (access(file, F_OK) == 0) {
+			while ((n = read(wfd, buf, sizeof(buf))) < 0 && errno == EINTR)
+				;
+		}
+		close(wfd);
+	}
+	wfd = -1;
+	if (elect) {
+		snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
+		wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (wfd < 0) {
+			fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+			close(fd);
+			return 1;
+		}
+	}
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		fprintf(stderr, "quorumctl: fork: %s\n", strerror(errno));
+		close(fd);
+		return 1;
+	}
+	if (child == 0) {
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "quorumctl: %s: %s\n", cmd[0], strerror(errno));
+		_exit(127);
+	}
+	rv = -1;
+	while (rv < 0) {
+		pid_t w = waitpid(child, &status, wfd >= 0 ? WNOHANG : 0);
+
+		if (w == child) {
+			rv = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		} else if (w < 0 && errno != EINTR) {
+			rv = 1;
+		} else if (wfd >= 0) {
+			struct pollfd pfd = {.fd = wfd, .events = POLLIN};
+			int fired = poll(&pfd, 1, 100) > 0;
+
+			/* Our candidate node changed (the watch fired), or it is gone (checked
+			 * every round as well: also covers a deletion before the watch was opened).
+			 */
+			snprintf(file, sizeof(file), "%s%s", root, made);
+			if (fired || access(file, F_OK) != 0) {
+				if (access(file, F_OK) != 0) {
+					fprintf(stderr, "quorumctl: %s: leadership lost\n", made);
+					kill(child, SIGTERM);
+					waitpid(child, &status, 0);
+					rv = 3;
+				} else {
+					close(wfd);
+					snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
+					wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+				}
+			}
+		}
+	}
+	if (wfd >= 0)
+		close(wfd);
+	close(fd); /* ends the session: the node is deleted, the next waiter wakes */
+	return rv;
+}
+
 static int opt_s, opt_e, opt_children;
 static long opt_since = -1;
 
@@ -581,6 +764,14 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[1];
+	if ((strcmp(cmd, "lock") == 0 || strcmp(cmd, "elect") == 0) && argc >= 3 &&
+	    strcmp(argv[2], "--help") == 0)
+		return cmd_usage(cmd, 1);
+	if (strcmp(cmd, "lock") == 0 || strcmp(cmd, "elect") == 0) {
+		if (argc < 5 || strcmp(argv[3], "--") != 0)
+			return cmd_usage(cmd, 0);
+		return cmd_recipe(argv[2], argv + 4, strcmp(cmd, "elect") == 0);
+	}
 	i = sub_options(argc, argv, cmd, strcmp(cmd, "set") == 0 || strcmp(cmd, "rm") == 0,
 			&version, &status);
 	if (i < 0)
@@ -610,12 +801,6 @@ int main(int argc, char **argv)
 		return cmd_create(argv[i], n == 2 ? argv[i + 1] : NULL, opt_s, opt_e);
 	if (strcmp(cmd, "ls") == 0 && n == 1)
 		return cmd_ls(argv[i]);
-	if (strcmp(cmd, "sync") == 0 && n == 1) {
-		char file[8192];
-
-		snprintf(file, sizeof(file), "%s/.zk/sync", argv[i]);
-		return cat_file(file);
-	}
 	if (strcmp(cmd, "wait") == 0 && n == 1)
 		return cmd_wait(argv[i], opt_children, opt_since);
 	return cmd_usage(cmd, 0);
