@@ -2,13 +2,14 @@
 # quorumctl lock (ZooKeeper's lock recipe over ephemeral-sequential nodes and watch files) and
 # quorumctl elect: holders never overlap (a shared counter node and a marker directory); a lock
 # is released when its holder is kill -9ed; a leader that loses its node stops its command.
+# (Commands that outlive their quorumctl are put on QFS_PIDS: the EXIT trap stops them.)
 . "$(dirname "$0")/lib.sh"
 qfs_init "$@"
 M=$T/mnt
 start_fg "$T/data" "$M" || exit 1
 exists() { [[ -e "$1" ]]; }
-EXTRA=()
-cleanup_extra() { for p in "${EXTRA[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+
+
 
 # --- mutual exclusion: 4 processes x 10 critical sections, each a read-increment-write of a node
 echo 0 >"$M/counter"
@@ -34,7 +35,7 @@ eq "every lock node is gone afterwards" "$(ls "$M/locks/l" | wc -l)" 0
 "$QFSCTL" lock "$M/locks/k" -- bash -c "echo \$\$ >'$T/holder'; exec sleep 600" &
 qp1=$!
 check "first holder runs its command" wait_for 5 exists "$T/holder"
-EXTRA+=("$(cat "$T/holder")")
+QFS_PIDS+=("$(cat "$T/holder")")
 "$QFSCTL" lock "$M/locks/k" -- touch "$T/got" &
 qp2=$!
 check "a second holder waits (two lock nodes)" wait_for 5 bash -c "[[ \$(ls '$M/locks/k' | wc -l) == 2 ]]"
@@ -51,7 +52,7 @@ eq "exit status is the command's" "$("$QFSCTL" lock "$M/locks/k" -- sh -c 'exit 
 "$QFSCTL" elect "$M/election" -- bash -c "echo A >'$T/leader'; echo \$\$ >'$T/apid'; exec sleep 600" &
 ea=$!
 check "the first candidate leads" wait_for 5 exists "$T/apid"
-EXTRA+=("$(cat "$T/apid")")
+QFS_PIDS+=("$(cat "$T/apid")")
 "$QFSCTL" elect "$M/election" -- bash -c "echo B >'$T/leader'; echo \$\$ >'$T/bpid'; exec sleep 600" &
 eb=$!
 check "the second is a candidate" wait_for 5 bash -c "[[ \$(ls '$M/election' | wc -l) == 2 ]]"
@@ -59,12 +60,12 @@ eq "only the leader runs its command" "$(cat "$T/leader")" A
 kill -9 "$ea"
 kill -9 "$(cat "$T/apid")" 2>/dev/null
 check "the leader dies: the other candidate leads" wait_for 5 exists "$T/bpid"
-EXTRA+=("$(cat "$T/bpid")")
+QFS_PIDS+=("$(cat "$T/bpid")")
 eq "... B runs" "$(cat "$T/leader")" B
 # leadership lost: its candidate node deleted under it
 rm "$M/election/$(ls "$M/election" | head -1)"
 wait "$eb"
 eq "a leader whose node is deleted stops its command and exits 3" "$?" 3
 check "... its command got SIGTERM" wait_for 5 bash -c "! kill -0 $(cat "$T/bpid") 2>/dev/null"
-cleanup_extra
+
 finish
