@@ -304,6 +304,9 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 	case FS__K_WATCH:
 		st->st_mode = S_IFREG | 0444;
 		break;
+	case FS__K_MULTI:
+		st->st_mode = S_IFREG | 0666;
+		break;
 	default:
 		st->st_mode = S_IFREG | 0644;
 		break;
@@ -323,7 +326,8 @@ static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__
 		      const struct zt_stat *zs, struct fuse_entry_param *e)
 {
 	/* Names under a creation mode are never cached: each open(O_CREAT) must create. */
-	double t = kind == FS__K_STATUS || kind == FS__K_MIRROR || kind == FS__K_WATCH
+	double t = kind == FS__K_STATUS || kind == FS__K_MIRROR || kind == FS__K_WATCH ||
+			   kind == FS__K_MULTI
 		       ? 0.0
 		       : fs->cfg.cache_timeout;
 
@@ -887,6 +891,7 @@ enum fs__fh_type {
 	FS__FH_NODE = 1,  /* writable: the descriptor's content, committed on every write */
 	FS__FH_SNAP = 2,  /* read-only: one version of the data (or .zk/status), taken at open */
 	FS__FH_WATCH = 3, /* a watch file: one event, read once it fired */
+	FS__FH_MULTI = 4, /* .zk/multi: each write is a transaction, reads return its results */
 };
 
 struct fs__wreq;
@@ -897,9 +902,11 @@ struct fs__fh {
 	struct fs__inode *in;	 /* immutable; alive while the file is open */
 	int append;		 /* immutable: O_APPEND */
 	struct fs__watch *watch; /* immutable: FS__FH_WATCH's watch (owned) */
-	int64_t session;	 /* immutable after create: the session owning the ephemeral node
-				    this open file created (0: none); closed at release */
-	pid_t opener;		 /* immutable: thread group that opened it */
+	size_t rpos;	 /* protected by lock: FS__FH_MULTI's read position in buf (the descriptor's
+			  own offset moved past the request written) */
+	int64_t session; /* immutable after create: the session owning the ephemeral node
+			    this open file created (0: none); closed at release */
+	pid_t opener;	 /* immutable: thread group that opened it */
 	pthread_mutex_t lock;
 	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
 	size_t len;	   /* protected by lock */
@@ -1208,6 +1215,202 @@ static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	}
 	pthread_mutex_unlock(&w->fs->wlock);
 	fuse_reply_poll(req, revents);
+}
+
+/* ------------------------------------------------------------------ multi */
+
+/*
+ * .zk/multi: each write(2) is one transaction (ZooKeeper's multi: all or nothing), one op a line:
+ *   create [-d] [-s] PATH [DATA]     (-d: a directory node, -s: sequential)
+ *   set [-v VERSION] PATH [DATA]
+ *   delete [-v VERSION] PATH
+ *   check -v VERSION PATH
+ * DATA is the rest of the line after one space (no newline in it). The write returns once the
+ * transaction is committed, or fails with the errno of the first failing op (nothing applied);
+ * a malformed request fails with EINVAL. Reading the descriptor then returns one line per op:
+ * "ok OP PATH VERSION" (the path created, the version after it) or "error ERRNO OP PATH"
+ * ("-" for ops rolled back because another failed).
+ */
+#define FS__MULTI_MAX 1000
+
+struct fs__mctx {
+	fuse_req_t req;
+	struct fs__fh *fh;
+	size_t size;
+	uint32_t n;
+	unsigned char types[FS__MULTI_MAX];
+	char *paths; /* n NUL-terminated paths, one after the other */
+};
+
+static const char *fs__mop_name(unsigned t)
+{
+	return t == ZT_OP_CREATE   ? "create"
+	       : t == ZT_OP_DELETE ? "delete"
+	       : t == ZT_OP_SET	   ? "set"
+				   : "check";
+}
+
+/* Parse one line into OP (pointing into LINE, modified). 0 or -EINVAL. */
+static int fs__multi_parse(char *line, struct zt_op *op)
+{
+	char *save = NULL, *w = strtok_r(line, " ", &save), *path = NULL, *rest;
+
+	memset(op, 0, sizeof(*op));
+	op->version = -1;
+	if (!w)
+		return -EINVAL;
+	if (strcmp(w, "create") == 0)
+		op->type = ZT_OP_CREATE;
+	else if (strcmp(w, "set") == 0)
+		op->type = ZT_OP_SET;
+	else if (strcmp(w, "delete") == 0)
+		op->type = ZT_OP_DELETE;
+	else if (strcmp(w, "check") == 0)
+		op->type = ZT_OP_CHECK;
+	else
+		return -EINVAL;
+	while ((w = strtok_r(NULL, " ", &save)) != NULL) {
+		if (op->type == ZT_OP_CREATE && strcmp(w, "-d") == 0) {
+			op->flags |= ZT_CREATE_DIR;
+		} else if (op->type == ZT_OP_CREATE && strcmp(w, "-s") == 0) {
+			op->flags |= ZT_CREATE_SEQUENTIAL;
+		} else if (op->type != ZT_OP_CREATE && strcmp(w, "-v") == 0) {
+			char *v = strtok_r(NULL, " ", &save), *end;
+			long long x = v ? strtoll(v, &end, 10) : -2;
+
+			if (!v || *end || x < 0 || x > INT32_MAX)
+				return -EINVAL;
+			op->version = (int32_t)x;
+		} else {
+			path = w;
+			break;
+		}
+	}
+	if (!path || (op->type == ZT_OP_CHECK && op->version < 0))
+		return -EINVAL;
+	op->path = path;
+	rest = save && *save ? save : NULL;
+	if (rest && (op->type == ZT_OP_CREATE || op->type == ZT_OP_SET)) {
+		op->data = rest;
+		op->len = (uint32_t)strlen(rest);
+	} else if (rest) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void fs__multi_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			   uint32_t nres)
+{
+	struct fs__mctx *m = arg;
+	int err = fs__outcome(status, res, nres);
+	size_t cap = 64 + (size_t)m->n * (FS__PATH_CAP + 64), len = 0;
+	char *out = malloc(cap), *path = m->paths;
+
+	for (uint32_t i = 0; out && i < m->n; i++) {
+		if (status != 0) {
+			len += (size_t)snprintf(out + len, cap - len, "error %d %s %s\n", -status,
+						fs__mop_name(m->types[i]), path);
+		} else if (res[i].err == 0) {
+			len += (size_t)snprintf(
+			    out + len, cap - len, "ok %s %s %d\n", fs__mop_name(m->types[i]),
+			    res[i].path ? res[i].path : path, res[i].stat.version);
+		} else {
+			len += (size_t)snprintf(
+			    out + len, cap - len, "error %s %s %s\n",
+			    res[i].err == -ECANCELED ? "-" : strerrorname_np(-res[i].err),
+			    fs__mop_name(m->types[i]), path);
+		}
+		path += strlen(path) + 1;
+	}
+	pthread_mutex_lock(&m->fh->lock);
+	free(m->fh->buf);
+	m->fh->buf = out;
+	m->fh->len = out ? len : 0;
+	m->fh->rpos = 0;
+	m->fh->busy = 0;
+	pthread_mutex_unlock(&m->fh->lock);
+	if (err != 0)
+		fuse_reply_err(m->req, -err);
+	else
+		fuse_reply_write(m->req, m->size);
+	free(m->paths);
+	free(m);
+}
+
+static void fs__multi_write(fuse_req_t req, struct fs__fh *fh, const char *buf, size_t size)
+{
+	struct fs__mctx *m = calloc(1, sizeof(*m));
+	struct zt_op *ops = calloc(FS__MULTI_MAX, sizeof(*ops));
+	char *copy = malloc(size + 1), *save = NULL, *line;
+	size_t plen = 0;
+	int rv = 0;
+
+	if (!m || !ops || !copy) {
+		rv = -ENOMEM;
+		goto err;
+	}
+	memcpy(copy, buf, size);
+	copy[size] = '\0';
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (m->n == FS__MULTI_MAX) {
+			rv = -E2BIG;
+			goto err;
+		}
+		rv = fs__multi_parse(line, &ops[m->n]);
+		if (rv != 0)
+			goto err;
+		m->types[m->n] = (unsigned char)ops[m->n].type;
+		plen += strlen(ops[m->n].path) + 1;
+		m->n++;
+	}
+	if (m->n == 0) {
+		rv = -EINVAL;
+		goto err;
+	}
+	m->paths = malloc(plen);
+	if (!m->paths) {
+		rv = -ENOMEM;
+		goto err;
+	}
+	plen = 0;
+	for (uint32_t i = 0; i < m->n; i++) {
+		size_t l = strlen(ops[i].path) + 1;
+
+		memcpy(m->paths + plen, ops[i].path, l);
+		plen += l;
+	}
+	m->req = req;
+	m->fh = fh;
+	m->size = size;
+	pthread_mutex_lock(&fh->lock);
+	if (fh->busy) {
+		rv = -EBUSY; /* one transaction at a time per descriptor */
+	} else {
+		fh->busy = 1;
+	}
+	pthread_mutex_unlock(&fh->lock);
+	if (rv != 0)
+		goto err;
+	rv = rp_submit(fh->link.fs->rp, ops, m->n, fs__multi_done, m);
+	if (rv != 0) {
+		pthread_mutex_lock(&fh->lock);
+		fh->busy = 0;
+		pthread_mutex_unlock(&fh->lock);
+		goto err;
+	}
+	free(ops); /* rp_submit copied the ops and their data */
+	free(copy);
+	return;
+err:
+	if (m)
+		free(m->paths);
+	free(m);
+	free(ops);
+	free(copy);
+	fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
 }
 
 enum fs__wtype {
@@ -1775,19 +1978,22 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto found;
 	}
 	if (p.kind == FS__K_CTL) {
-		if (strcmp(name, "status") != 0 && strcmp(name, FS__SYNC_NAME) != 0) {
+		enum fs__kind ck = strcmp(name, "multi") == 0 ? FS__K_MULTI : FS__K_STATUS;
+
+		if (strcmp(name, "status") != 0 && strcmp(name, FS__SYNC_NAME) != 0 &&
+		    ck != FS__K_MULTI) {
 			rv = -ENOENT;
 			goto err;
 		}
 		snprintf(path, sizeof(path), "/" FS__CTL_NAME "/%s", name);
 		pthread_mutex_lock(&fs->it.lock);
-		in = fs__it_ref(&fs->it, path, FS__K_STATUS, 0);
+		in = fs__it_ref(&fs->it, path, ck, 0);
 		pthread_mutex_unlock(&fs->it.lock);
 		if (!in) {
 			rv = -ENOMEM;
 			goto err;
 		}
-		fs__entry(fs, in, FS__K_STATUS, NULL, &e);
+		fs__entry(fs, in, ck, NULL, &e);
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -1884,9 +2090,9 @@ static int fs__getattr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *t
 	if (rv != 0)
 		return rv;
 	*timeout = fs->cfg.cache_timeout;
-	if (p.kind == FS__K_CTL || p.kind == FS__K_WATCH) {
+	if (p.kind == FS__K_CTL || p.kind == FS__K_WATCH || p.kind == FS__K_MULTI) {
 		fs__attr(fs, ino, p.kind, NULL, st);
-		if (p.kind == FS__K_WATCH)
+		if (p.kind != FS__K_CTL)
 			*timeout = 0.0;
 		return 0;
 	}
@@ -2282,6 +2488,21 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = -EISDIR;
 		goto err;
 	}
+	if (p.kind == FS__K_MULTI) {
+		fh = fs__fh_new(fs, FS__FH_MULTI, p.in);
+		if (!fh) {
+			rv = -ENOMEM;
+			goto err;
+		}
+		fi->fh = (uint64_t)(uintptr_t)fh;
+		fi->direct_io = 1;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		fi->nonseekable = 1;
+		if (fuse_reply_open(req, fi) != 0)
+			fs__fh_free(fh);
+		return;
+	}
 	if (p.kind == FS__K_WATCH) {
 		if (acc != O_RDONLY) {
 			rv = -EACCES;
@@ -2432,6 +2653,27 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs__watch_read(req, fh, size, off);
 		return;
 	}
+	if (fh && fh->type == FS__FH_MULTI) {
+		/* The results of the last transaction written on this descriptor. */
+		char *copy = NULL;
+		size_t nb = 0;
+
+		pthread_mutex_lock(&fh->lock);
+		if (fh->rpos < fh->len) {
+			nb = fh->len - fh->rpos < size ? fh->len - fh->rpos : size;
+			copy = malloc(nb);
+			if (copy)
+				memcpy(copy, fh->buf + fh->rpos, nb);
+			fh->rpos += copy ? nb : 0;
+		}
+		pthread_mutex_unlock(&fh->lock);
+		if (nb > 0 && !copy)
+			fuse_reply_err(req, ENOMEM);
+		else
+			fuse_reply_buf(req, copy, copy ? nb : 0);
+		free(copy);
+		return;
+	}
 	if (fh && fh->type == FS__FH_SNAP) {
 		size_t len = fh->len; /* immutable for SNAP handles */
 
@@ -2481,6 +2723,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
 
+	if (fh && fh->type == FS__FH_MULTI) {
+		fs__multi_write(req, fh, buf, size);
+		return;
+	}
 	if (!fh || fh->type != FS__FH_NODE) {
 		fuse_reply_err(req, EBADF);
 		return;
@@ -2642,6 +2888,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			rv = fs__dir_add(d, FS__SYNC_NAME, FS__K_STATUS, NULL);
 		for (size_t i = 0; rv == 0 && i < FS__NMODES; i++)
 			rv = fs__dir_add(d, fs__modes[i].name, FS__K_MIRROR, NULL);
+		if (rv == 0)
+			rv = fs__dir_add(d, "multi", FS__K_MULTI, NULL);
 		if (rv != 0)
 			goto err;
 	} else if (p.kind == FS__K_MIRROR) {
@@ -2710,7 +2958,8 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					break;
 				fs__entry(fs, in, de->kind,
 					  de->kind == FS__K_CTL || de->kind == FS__K_STATUS ||
-						  de->kind == FS__K_MIRROR
+						  de->kind == FS__K_MIRROR ||
+						  de->kind == FS__K_MULTI
 					      ? NULL
 					      : &de->stat,
 					  &e);

@@ -29,6 +29,7 @@ enum fs__kind {
 	FS__K_MIRROR = 6, /* /.zk/MODE[/NODE...]: a directory node seen through a creation mode
 			     (sequential, ephemeral, ephemeral-sequential, watch, watch-children) */
 	FS__K_WATCH = 7,  /* /.zk/watch[-children]/PATH (or DIR/.data): a watch file */
+	FS__K_MULTI = 8,  /* /.zk/multi: write a transaction, read its results */
 };
 
 struct fs__inode {

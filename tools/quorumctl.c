@@ -76,6 +76,14 @@ static const struct cmd_help helps[] = {
      "Leader election: wait until this process is the leader of PATH (the lowest candidate\n"
      "PATH/candidate-N), then run CMD while it stays the leader. If its candidate node is\n"
      "deleted (leadership lost), CMD gets SIGTERM and the exit status is 3."},
+    {"multi", "multi MOUNT",
+     "Apply the operations read from standard input as one transaction (all or nothing),\n"
+     "one a line: 'create [-d] [-s] PATH [DATA]', 'set [-v VERSION] PATH [DATA]',\n"
+     "'delete [-v VERSION] PATH', 'check -v VERSION PATH' (paths in the tree, e.g. /app/x;\n"
+     "DATA is the rest of the line). Prints one result line per operation ('ok OP PATH\n"
+     "VERSION'); when one fails nothing is applied, the results go to standard error\n"
+     "('error ERRNO OP PATH' for the failing one, 'error - ...' for the others) and the exit\n"
+     "status is 1. Through MOUNT/.zk/multi: a write is the transaction, a read its results."},
     {"wait", "wait [--children] [--since VERSION] MOUNT/PATH",
      "Wait for the next change of the node (created, data changed, deleted) or, with\n"
      "--children, of its child list, and print it as 'EVENT PATH' (ZooKeeper's event names).\n"
@@ -695,6 +703,46 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 	return rv;
 }
 
+static int cmd_multi(const char *mount)
+{
+	char file[PATH_MAX + 16], res[65536];
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rv = 0, werr = 0;
+
+	if (posix_memalign((void **)&buf, 4096, MAX_DATA + 1) != 0) {
+		fprintf(stderr, "quorumctl: out of memory\n");
+		return 1;
+	}
+	while (len <= MAX_DATA && (n = read(STDIN_FILENO, buf + len, MAX_DATA + 1 - len)) > 0)
+		len += (size_t)n;
+	if (len > MAX_DATA || len == 0) {
+		fprintf(stderr, "quorumctl: %s\n", len ? "request over 1 MiB" : "no operations");
+		free(buf);
+		return 1;
+	}
+	snprintf(file, sizeof(file), "%s/.zk/multi", mount);
+	fd = open(file, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "quorumctl: %s: %s\n", file, strerror(errno));
+		free(buf);
+		return 1;
+	}
+	n = write(fd, buf, len);
+	if (n < 0)
+		werr = errno;
+	free(buf);
+	while ((n = read(fd, res, sizeof(res))) > 0)
+		fwrite(res, 1, (size_t)n, werr ? stderr : stdout);
+	close(fd);
+	if (werr) {
+		fprintf(stderr, "quorumctl: multi failed, nothing applied: %s\n", strerror(werr));
+		rv = 1;
+	}
+	return rv || fflush(stdout) != 0;
+}
+
 static int opt_s, opt_e, opt_children;
 static long opt_since = -1;
 
@@ -801,6 +849,8 @@ int main(int argc, char **argv)
 		return cmd_create(argv[i], n == 2 ? argv[i + 1] : NULL, opt_s, opt_e);
 	if (strcmp(cmd, "ls") == 0 && n == 1)
 		return cmd_ls(argv[i]);
+	if (strcmp(cmd, "multi") == 0 && n == 1)
+		return cmd_multi(argv[i]);
 	if (strcmp(cmd, "wait") == 0 && n == 1)
 		return cmd_wait(argv[i], opt_children, opt_since);
 	return cmd_usage(cmd, 0);
