@@ -9,6 +9,14 @@
  * reaches the daemon as the caller's bytes and is answered once committed. (With
  * fs_config.read_cache, read-only opens use the page cache instead.)
  *
+ * The control directory MOUNT/.zk (not a znode): status, sync, multi (a write is one all-or-nothing
+ * transaction, a read its results), the creation modes sequential/, ephemeral/ and
+ * ephemeral-sequential/ (they mirror the directory nodes; a file created there is a new node, and
+ * an ephemeral one lives until the open file that created it is released: a session, closed
+ * through rp_submit with ZT_DELETE_SESSION), and the watch files watch/ and watch-children/ (one-shot
+ * events as blocking reads, fired from fs_on_change). user.zk.expect_version (setxattr) makes the
+ * caller's next write or unlink of a node conditional (mismatch: ESTALE).
+ *
  * Use (one daemon):
  *   fs_new(&cfg, &fs);                      cfg.on_change of the replica: fs_on_change, arg fs
  *   rp_open_local(&rcfg, &rp);
