@@ -271,9 +271,13 @@ static void bit_clear(struct search *s, uint32_t i)
 		s->full_words = i / 64;
 }
 
-int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, size_t n,
-		 size_t *blocked, uint64_t *states)
+static double now_s(void);
+
+/* qc_lin_check with a deadline (now_s() time, 0: none): -ETIME when it passes first. */
+static int lin_search(const struct qc_history *h, uint32_t key, const size_t *ops, size_t n,
+		      size_t *blocked, uint64_t *states, double deadline)
 {
+	unsigned long iter = 0;
 	struct search s = {0};
 	struct ent_sort *es = NULL;
 	uint32_t *stk_ent = NULL, *stk_val = NULL;
@@ -365,6 +369,20 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 		else if (op->f != QC_READ && op->st != QC_BADVER)
 			nwriters[op->arg]++;
 	}
+	/* A read of a value no op here writes (or of the initial value at another version) can
+	 * never fit: the history is not linearizable, and that read is where it shows. */
+	for (size_t i = 0; i < m; i++) {
+		const struct qc_op *op = s.ops[i].op;
+		if (op->f != QC_READ || nwriters[op->rval] != 0)
+			continue;
+		if (op->rval != h->keys[key].init_val ||
+		    (op->rver != QC_NOVER && op->rver != h->keys[key].init_ver)) {
+			if (blocked)
+				*blocked = s.ops[i].gi;
+			rc = 0;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < m; i++) {
 		const struct qc_op *op = s.ops[i].op;
 		s.pin[i] = QC_NOVER;
@@ -422,6 +440,10 @@ int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, si
 	for (;;) {
 		uint32_t o, cand = UINT32_MAX;
 		bool keeps = false;
+		if (deadline > 0 && (++iter & 4095) == 0 && now_s() > deadline) {
+			rc = -ETIME;
+			break;
+		}
 		if (e == tail) {
 			rc = 1;
 			break;
@@ -523,6 +545,12 @@ out:
 	return rc;
 }
 
+int qc_lin_check(const struct qc_history *h, uint32_t key, const size_t *ops, size_t n,
+		 size_t *blocked, uint64_t *states)
+{
+	return lin_search(h, key, ops, n, blocked, states, 0);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -559,9 +587,9 @@ static int shrink(const struct qc_history *h, struct qc_witness *w, double budge
 	if (!cand)
 		return -ENOMEM;
 	truncate_at(h, w->ops, &w->nops, blocked);
-	rc = qc_lin_check(h, w->key, w->ops, w->nops, &blocked, NULL);
+	rc = lin_search(h, w->key, w->ops, w->nops, &blocked, NULL, deadline);
 	if (rc != 0)
-		goto out; /* -ENOMEM, or (unexpectedly) linearizable: keep what we have */
+		goto out; /* out of time or memory, or (unexpectedly) linearizable: keep it */
 	w->blocked = blocked;
 	w->shrink_done = 0;
 	/* ddmin over the removable ops: try removing chunks, halving their size. */
@@ -590,7 +618,7 @@ static int shrink(const struct qc_history *h, struct qc_witness *w, double budge
 			}
 			if (removed == 0)
 				break;
-			rc = qc_lin_check(h, w->key, cand, k, &blocked, NULL);
+			rc = lin_search(h, w->key, cand, k, &blocked, NULL, deadline);
 			if (rc < 0)
 				goto out;
 			if (rc == 0) {
@@ -609,7 +637,7 @@ static int shrink(const struct qc_history *h, struct qc_witness *w, double budge
 	rc = 0;
 out:
 	free(cand);
-	return rc < 0 ? rc : 0;
+	return rc == -ENOMEM ? rc : 0;
 }
 
 struct kc {
