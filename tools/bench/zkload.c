@@ -15,9 +15,14 @@
  *   lock       N clients each run create(EPHEMERAL|SEQUENTIAL) + delete cycles, one at a time
  *   watch      a watcher on the last server, a writer on the first: time from the write's
  *              submission to the watch event, one at a time
+ *   failover   as write; after the warm-up, kill -9 of PID (the leader's server): failover_ms is
+ *              the time from the kill to the first acknowledged write submitted after it
+ *   populate   creates COUNT nodes of SIZE bytes under PREFIX/big/dK (1000 creates per multi,
+ *              N clients): the tree of the restart and memory rows
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -39,6 +44,8 @@ static const char *workload = "write";
 static double seconds = 10, warmup = 3;
 static int nclients = 8, outstanding = 32, size = 1024;
 static const char *prefix = "/bench";
+static pid_t kill_pid;
+static long count = 1000000;
 
 static uint64_t now_ns(void)
 {
@@ -115,14 +122,32 @@ static void connect_client(struct client *c, const char *server)
 	pthread_mutex_unlock(&c->mu);
 }
 
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+
+	nanosleep(&ts, NULL);
+}
+
 struct req {
 	struct client *c;
 	uint64_t start;
 };
 
+static uint64_t kill_ns;		  /* failover: when the kill was sent (0: not yet) */
+static atomic_uint_fast64_t first_ack_ns; /* failover: the first ack of a write sent after it */
+
 static void finish(struct req *r, int rc)
 {
 	struct client *c = r->c;
+
+	if (rc == ZOK && kill_ns && r->start >= kill_ns) {
+		uint64_t t = now_ns(), cur = atomic_load(&first_ack_ns);
+
+		while ((cur == 0 || t < cur) &&
+		       !atomic_compare_exchange_weak(&first_ack_ns, &cur, t))
+			;
+	}
 
 	if (atomic_load(&measuring)) {
 		if (rc == ZOK) {
@@ -188,8 +213,10 @@ static void *async_loop(void *arg)
 			rc = zoo_aget(c->zh, c->path, 0, data_done, q);
 		else
 			rc = zoo_aexists(c->zh, c->path, 0, stat_done, q);
-		if (rc != ZOK)
+		if (rc != ZOK) {
 			finish(q, rc);
+			sleep_s(0.001); /* not connected (failover): do not spin */
+		}
 	}
 	pthread_mutex_lock(&c->mu);
 	while (c->inflight > 0)
@@ -198,14 +225,7 @@ static void *async_loop(void *arg)
 	return NULL;
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
-
-	nanosleep(&ts, NULL);
-}
-
-static void report(const char *name, double elapsed)
+static void report(const char *name, double elapsed, const char *extra)
 {
 	size_t n = atomic_load(&nsamples);
 
@@ -213,10 +233,12 @@ static void report(const char *name, double elapsed)
 		n = MAX_SAMPLES;
 	qsort(samples, n, sizeof(*samples), cmp_u64);
 	printf("system=zookeeper workload=%s ops=%llu failed=%llu seconds=%.2f ops_per_s=%.0f "
-	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f%s%s\n",
 	       name, (unsigned long long)atomic_load(&done_ops),
 	       (unsigned long long)atomic_load(&failed_ops), elapsed,
-	       (double)atomic_load(&done_ops) / elapsed, pct(n, 0.50), pct(n, 0.99), pct(n, 0.999));
+	       (double)atomic_load(&done_ops) / elapsed, pct(n, 0.50), pct(n, 0.99), pct(n, 0.999),
+	       extra ? " " : "", extra ? extra : "");
+	fflush(stdout);
 }
 
 static void run_async(int kind, int hot)
@@ -240,7 +262,19 @@ static void run_async(int kind, int hot)
 	sleep_s(warmup);
 	atomic_store(&measuring, 1);
 	t0 = now_ns();
-	sleep_s(seconds);
+	if (kill_pid > 0) {
+		kill_ns = now_ns();
+		if (kill(kill_pid, SIGKILL) < 0) {
+			perror("kill");
+			exit(1);
+		}
+		/* until the first acknowledged write after the kill, --seconds at most */
+		while (!atomic_load(&first_ack_ns) && now_ns() < t0 + (uint64_t)(seconds * 1e9))
+			sleep_s(0.001);
+		sleep_s(0.2);
+	} else {
+		sleep_s(seconds);
+	}
 	atomic_store(&measuring, 0);
 	t1 = now_ns();
 	for (int i = 0; i < nclients; i++) {
@@ -251,7 +285,19 @@ static void run_async(int kind, int hot)
 	}
 	for (int i = 0; i < nclients; i++)
 		pthread_join(th[i], NULL);
-	report(workload, (double)(t1 - t0) / 1e9);
+	if (kill_pid > 0) {
+		uint64_t a = atomic_load(&first_ack_ns);
+		char extra[64];
+
+		if (a)
+			snprintf(extra, sizeof(extra), "failover_ms=%.1f",
+				 (double)(a - kill_ns) / 1e6);
+		else
+			snprintf(extra, sizeof(extra), "failover_ms=inf");
+		report(workload, (double)(t1 - t0) / 1e9, extra);
+		return;
+	}
+	report(workload, (double)(t1 - t0) / 1e9, NULL);
 }
 
 /* One synchronous operation at a time on client 0, for latency. */
@@ -283,7 +329,7 @@ static void run_sync(int kind)
 			}
 		}
 	}
-	report(workload, (double)(now_ns() - t0) / 1e9);
+	report(workload, (double)(now_ns() - t0) / 1e9, NULL);
 }
 
 static void run_lock(void)
@@ -318,18 +364,20 @@ static void run_lock(void)
 			}
 		}
 	}
-	report(workload, (double)(now_ns() - t0) / 1e9);
+	report(workload, (double)(now_ns() - t0) / 1e9, NULL);
 }
 
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
 static int fired;
+static uint64_t fired_ns;
 
 static void data_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
 	if (type != ZOO_CHANGED_EVENT)
 		return;
 	pthread_mutex_lock(&wmu);
+	fired_ns = now_ns();
 	fired = 1;
 	pthread_cond_signal(&wcv);
 	pthread_mutex_unlock(&wmu);
@@ -364,19 +412,88 @@ static void run_watch(void)
 			pthread_mutex_unlock(&wmu);
 			if (phase) {
 				atomic_fetch_add(&done_ops, 1);
-				sample(now_ns() - s);
+				sample(fired_ns - s);
 			}
 		}
 	}
-	report(workload, (double)(now_ns() - t0) / 1e9);
+	report(workload, (double)(now_ns() - t0) / 1e9, NULL);
+}
+
+/* populate: COUNT nodes of SIZE bytes, 1000 creates per multi, clients take batches in turn. */
+#define PER_MULTI 1000
+#define PER_DIR	  10000
+
+static atomic_long next_batch;
+static long nbatches;
+
+static void *populate_loop(void *arg)
+{
+	struct client *c = arg;
+	zoo_op_t *ops = calloc(PER_MULTI, sizeof(*ops));
+	zoo_op_result_t *res = calloc(PER_MULTI, sizeof(*res));
+	char(*paths)[96] = calloc(PER_MULTI, sizeof(*paths));
+	long b;
+
+	if (!ops || !res || !paths)
+		abort();
+	while ((b = atomic_fetch_add(&next_batch, 1)) < nbatches) {
+		int n = 0, rc;
+		uint64_t start = now_ns();
+
+		for (long i = b * PER_MULTI; i < (b + 1) * PER_MULTI && i < count; i++, n++) {
+			snprintf(paths[n], sizeof(paths[n]), "%s/big/d%ld/n%ld", prefix,
+				 i / PER_DIR, i);
+			zoo_create_op_init(&ops[n], paths[n], value, size, &ZOO_OPEN_ACL_UNSAFE, 0,
+					   NULL, 0);
+		}
+		rc = zoo_multi(c->zh, n, ops, res);
+		if (rc != ZOK) {
+			fprintf(stderr, "zkload: multi: %s\n", zerror(rc));
+			exit(1);
+		}
+		atomic_fetch_add(&done_ops, 1);
+		sample(now_ns() - start);
+	}
+	free(ops);
+	free(res);
+	free(paths);
+	return NULL;
+}
+
+static void run_populate(void)
+{
+	pthread_t th[MAX_CLIENTS];
+	char path[256], extra[64];
+	uint64_t t0;
+	double el;
+	int n = nclients;
+
+	ensure(clients[0].zh, prefix);
+	snprintf(path, sizeof(path), "%s/big", prefix);
+	ensure(clients[0].zh, path);
+	for (long d = 0; d * PER_DIR < count; d++) {
+		snprintf(path, sizeof(path), "%s/big/d%ld", prefix, d);
+		ensure(clients[0].zh, path);
+	}
+	nbatches = (count + PER_MULTI - 1) / PER_MULTI;
+	if (n > nbatches)
+		n = (int)nbatches;
+	t0 = now_ns();
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, populate_loop, &clients[i]);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	el = (double)(now_ns() - t0) / 1e9;
+	snprintf(extra, sizeof(extra), "nodes=%ld nodes_per_s=%.0f", count, (double)count / el);
+	report(workload, el, extra);
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: zkload --servers H:P[,H:P...] --workload "
-			"write|write-hot|write-lat|read|read-lat|stat|lock|watch [--seconds S] "
-			"[--warmup S] [--clients N] [--outstanding K] [--size BYTES] "
-			"[--prefix PATH]\n");
+			"write|write-hot|write-lat|read|read-lat|stat|lock|watch|failover|populate "
+			"[--seconds S] [--warmup S] [--clients N] [--outstanding K] [--size BYTES] "
+			"[--prefix PATH] [--kill-pid PID] [--count N]\n");
 	exit(2);
 }
 
@@ -390,6 +507,8 @@ int main(int argc, char **argv)
 					     {"outstanding", required_argument, NULL, 'k'},
 					     {"size", required_argument, NULL, 'z'},
 					     {"prefix", required_argument, NULL, 'p'},
+					     {"kill-pid", required_argument, NULL, 'K'},
+					     {"count", required_argument, NULL, 'n'},
 					     {NULL, 0, NULL, 0}};
 	char *list = NULL;
 	int o;
@@ -420,6 +539,12 @@ int main(int argc, char **argv)
 		case 'p':
 			prefix = optarg;
 			break;
+		case 'K':
+			kill_pid = (pid_t)atol(optarg);
+			break;
+		case 'n':
+			count = atol(optarg);
+			break;
 		default:
 			usage();
 		}
@@ -428,7 +553,8 @@ int main(int argc, char **argv)
 		usage();
 	for (char *s = strtok(list, ","); s && nservers < 16; s = strtok(NULL, ","))
 		servers[nservers++] = s;
-	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+	/* a failover's connection losses are expected: no log line for each of them */
+	zoo_set_debug_level(kill_pid > 0 ? 0 : ZOO_LOG_LEVEL_ERROR);
 	samples = malloc(MAX_SAMPLES * sizeof(*samples));
 	value = malloc((size_t)size + 1);
 	if (!samples || !value)
@@ -461,6 +587,10 @@ int main(int argc, char **argv)
 		run_lock();
 	else if (strcmp(workload, "watch") == 0)
 		run_watch();
+	else if (strcmp(workload, "failover") == 0 && kill_pid > 0)
+		run_async(0, 0);
+	else if (strcmp(workload, "populate") == 0)
+		run_populate();
 	else
 		usage();
 	for (int i = 0; i < nclients; i++)

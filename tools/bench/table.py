@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Turns tools/bench/run's raw result lines ("run=R system=S workload=W key=value ...") into one
+Markdown table: workload | quorumfs | ZooKeeper | ratio | machine limit it approaches. Each figure
+is the median over the runs. Usage: table.py RESULTS [--title TEXT] [--check]
+(--check: exit 1 if any row is missing for either system, or measured nothing)"""
+import statistics
+import sys
+
+
+def load(path):
+    res = {}
+    for line in open(path):
+        kv = dict(t.split("=", 1) for t in line.split() if "=" in t)
+        if "system" not in kv or "workload" not in kv:
+            continue
+        res.setdefault((kv["system"], kv["workload"]), []).append(kv)
+    return res
+
+
+def med(res, system, workload, key):
+    vals = []
+    for kv in res.get((system, workload), []):
+        v = kv.get(key)
+        if v is None:
+            continue
+        vals.append(float("inf") if v == "inf" else float(v))
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if v == float("inf"):
+        return "never"
+    if unit == "ops/s" or unit == "nodes/s":
+        return f"{v:,.0f}"
+    if unit == "µs" or unit == "ms":
+        return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+    return f"{v:,.0f}"
+
+
+def main():
+    path = sys.argv[1]
+    title = sys.argv[sys.argv.index("--title") + 1] if "--title" in sys.argv else ""
+    r = load(path)
+    m = lambda w, k: med(r, "machine", w, k)
+    fs50, fsr = m("fsync", "p50_us"), m("fsync", "ops_per_s")
+    tcp50 = m("tcp-rtt", "p50_us")
+    fu50, fur = m("fuse-rtt", "p50_us"), m("fuse-rtt", "ops_per_s")
+    nodes = next((kv.get("nodes") for kv in r.get(("quorumfs", "memory"), [])), "?")
+
+    def lim(fmtstr, *vals):
+        return "-" if any(v is None for v in vals) else fmtstr.format(*vals)
+
+    write_floor = lim("fsync p50 {:.0f} µs + FUSE {:.0f} µs + 2 TCP RTT {:.0f} µs = {:.0f} µs",
+                      fs50, fu50, 2 * (tcp50 or 0), (fs50 or 0) + (fu50 or 0) + 2 * (tcp50 or 0))
+    rows = [
+        ("write throughput, many writers, distinct nodes", "write", "ops_per_s", "ops/s", 1,
+         lim("fsync one at a time: {:,.0f}/s (group commit goes past it); CPU: 2 vCPUs", fsr)),
+        ("write throughput, many writers, one hot node", "write-hot", "ops_per_s", "ops/s", 1,
+         lim("as above: {:,.0f} fsyncs/s", fsr)),
+        ("single-writer write latency p50", "write-lat", "p50_us", "µs", 0, write_floor),
+        ("single-writer write latency p99", "write-lat", "p99_us", "µs", 0, write_floor),
+        ("single-writer write latency p999", "write-lat", "p999_us", "µs", 0, write_floor),
+        ("read throughput, many readers", "read", "ops_per_s", "ops/s", 1,
+         lim("no-op FUSE request, 1 thread: {:,.0f}/s (open+read+close is 3-4 requests)", fur)),
+        ("read latency p50 (one reader)", "read-lat", "p50_us", "µs", 0,
+         lim("no-op FUSE round trip p50 {:.1f} µs", fu50)),
+        ("read latency p99 (one reader)", "read-lat", "p99_us", "µs", 0,
+         lim("no-op FUSE round trip p50 {:.1f} µs", fu50)),
+        ("stat throughput (getxattr vs exists)", "stat", "ops_per_s", "ops/s", 1,
+         lim("no-op FUSE getxattr, 1 thread: {:,.0f}/s", fur)),
+        ("lock cycle (ephemeral-sequential create + delete)", "lock", "ops_per_s", "ops/s", 1,
+         lim("2 writes a cycle: half the write throughput")),
+        ("watch wake-up latency p50 (write on node 1, watcher on node 3)", "watch", "p50_us",
+         "µs", 0, write_floor),
+        ("watch wake-up latency p99", "watch", "p99_us", "µs", 0, write_floor),
+        ("failover: kill -9 of the leader to the first acknowledged write", "failover",
+         "failover_ms", "ms", 0, "election timeout: quorumfs 500-1000 ms; ZooKeeper tickTime 2000 ms"),
+        (f"populate {nodes} nodes of 100 B (1000 creates per multi)", "populate", "nodes_per_s",
+         "nodes/s", 1, lim("fsync one at a time: {:,.0f}/s", fsr)),
+        (f"resident memory per node, {nodes} nodes (largest node)", "memory", "rss_mib",
+         "MiB", 0, "-"),
+        (f"resident memory per node after restart", "memory-restarted", "rss_mib", "MiB", 0,
+         "-"),
+        (f"restart of all nodes with {nodes} nodes to the first write", "restart",
+         "restart_ms", "ms", 0, "-"),
+    ]
+    if title:
+        print(f"*{title}*\n")
+    print("| workload | quorumfs | ZooKeeper | ratio | machine limit it approaches |")
+    print("|---|---:|---:|---|---|")
+    for label, w, key, unit, higher, limit in rows:
+        q, z = med(r, "quorumfs", w, key), med(r, "zookeeper", w, key)
+        ratio = "-"
+        if q is not None and z is not None and z not in (0, float("inf")) and q != float("inf"):
+            x = q / z
+            better = x >= 1 if higher else x <= 1
+            ratio = f"{x:.2f}x ({'win' if better else 'LOSE'})"
+        print(f"| {label} ({unit}) | {fmt(q, unit)} | {fmt(z, unit)} | {ratio} | {limit} |")
+    if "--check" in sys.argv:
+        # the smoke test: every row measured for both systems, something done, a failover ended
+        bad = [f"{s} {label}" for label, w, key, unit, higher, limit in rows
+               for s in ("quorumfs", "zookeeper")
+               if med(r, s, w, key) in (None, 0, float("inf"))]
+        bad += [f"machine {w}" for w in ("fsync", "tcp-rtt", "fuse-rtt")
+                if m(w, "ops_per_s") in (None, 0)]
+        if bad:
+            print("bench: not measured: " + "; ".join(bad), file=sys.stderr)
+            sys.exit(1)
+    print()
+    print("Ratio = quorumfs / ZooKeeper; throughput: higher is better, latency, time and memory:"
+          " lower is better. Medians over the runs.")
+    print(f"Machine: fsync (4 KiB + fdatasync) p50 {fmt(fs50, 'µs')} µs; loopback TCP RTT p50 "
+          f"{fmt(tcp50, 'µs')} µs; no-op FUSE round trip p50 {fmt(fu50, 'µs')} µs.")
+
+
+main()
