@@ -2,10 +2,14 @@
  * qfsprobe: the machine's limits that tools/bench reports next to each quorumfs figure, in the
  * "key=value ..." format of qfsload and zkload.
  *
- *   qfsprobe fsync DIR  [--seconds S]   4 KiB overwrite + fdatasync of a file in DIR, one at a time
- *   qfsprobe tcp        [--seconds S]   64-byte round trip over loopback TCP to a forked echo
- * process qfsprobe fuse MOUNT [--seconds S]   getxattr round trip to a no-op FUSE file system
- * mounted at MOUNT (qfs-fusenoop): one FUSE request, nothing else
+ * qfsprobe fsync DIR [--seconds S]
+ *     4 KiB overwrite + fdatasync of a file in DIR, one at a time
+ * qfsprobe tcp [--seconds S] [--listen P --via Q]
+ *     64-byte round trip over loopback TCP to a forked echo process; with --listen and --via
+ *     the echo process listens on port P and the client connects to port Q (qfs-delayproxy Q:P)
+ * qfsprobe fuse MOUNT [--seconds S]
+ *     getxattr round trip to a no-op FUSE file system mounted at MOUNT (qfs-fusenoop): one FUSE
+ *     request, nothing else
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +32,7 @@
 static uint64_t *samples;
 static size_t nsamples;
 static double seconds = 3;
+static int listen_port, via_port;
 
 static uint64_t now_ns(void)
 {
@@ -125,11 +130,14 @@ static int tcp_op(void *arg)
 
 static void probe_tcp(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)listen_port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(a);
 	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0), fd, status;
 	pid_t child;
 
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 1) < 0 ||
 	    getsockname(ls, (struct sockaddr *)&a, &alen) < 0)
 		die("listen");
@@ -150,6 +158,8 @@ static void probe_tcp(void)
 		_exit(0);
 	}
 	close(ls);
+	if (via_port)
+		a.sin_port = htons((uint16_t)via_port);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		die("connect");
@@ -187,6 +197,10 @@ int main(int argc, char **argv)
 	for (; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			listen_port = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
+			via_port = atoi(argv[++i]);
 		else
 			goto usage;
 	}
@@ -205,6 +219,7 @@ int main(int argc, char **argv)
 		goto usage;
 	return 0;
 usage:
-	fprintf(stderr, "usage: qfsprobe fsync DIR | tcp | fuse MOUNT  [--seconds S]\n");
+	fprintf(stderr, "usage: qfsprobe fsync DIR | tcp [--listen P --via Q] | fuse MOUNT  "
+			"[--seconds S]\n");
 	return 2;
 }

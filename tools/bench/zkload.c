@@ -4,7 +4,7 @@
  * benchmarks do, and prints one "key=value ..." line per run for the driver to tabulate.
  *
  *   zkload --servers H:P,H:P,... --workload W [--seconds S] [--warmup S] [--clients N]
- *          [--outstanding K] [--size BYTES] [--prefix /bench]
+ *          [--outstanding K] [--size BYTES] [--prefix /bench] [--kill-pid PID] [--count N]
  *
  * Workloads:
  *   write      N clients (spread over the servers) each keep K setData in flight on its own node

@@ -1,0 +1,249 @@
+/*
+ * qfs-delayproxy: a TCP proxy on loopback that delays every byte by a fixed time in each direction,
+ * for tools/bench's scale-out rows ("cross-machine round trips of 0.2 ms and 1 ms") on a kernel
+ * without tc netem. Each LISTEN:TARGET pair accepts connections on 127.0.0.1:LISTEN and forwards
+ * them to 127.0.0.1:TARGET; what one side sends is written to the other DELAY microseconds after it
+ * was read, in order, so a request and its answer through it take 2 x DELAY more.
+ *
+ *   qfs-delayproxy --delay-us D LISTEN:TARGET [LISTEN:TARGET ...]     runs until SIGTERM
+ *
+ * One thread per direction of each connection; it waits with ppoll (timer slack 1 µs) for either
+ * new bytes or the next chunk's due time. The proxy's own cost (two extra wake-ups a hop) is part
+ * of what it adds: tools/bench measures the round trip through it with qfsprobe tcp --via.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+
+static uint64_t delay_ns;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct chunk {
+	struct chunk *next;
+	uint64_t due;
+	size_t len;
+	char data[];
+};
+
+struct conn {
+	int a, b;
+	atomic_int refs; /* the two pumps; the last one closes both sockets */
+};
+
+struct pipe_dir {
+	int from, to;
+	struct conn *conn;
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Copies FROM to TO, each chunk DELAY after it was read. Ends when either side closes. */
+static void *pump(void *arg)
+{
+	struct pipe_dir *d = arg;
+	struct chunk *head = NULL, **tail = &head;
+	int eof = 0;
+
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	while (!eof || head) {
+		struct pollfd p = {.fd = d->from, .events = POLLIN};
+		struct timespec ts, *tsp = NULL;
+		uint64_t t = now_ns();
+
+		while (head && head->due <= t) {
+			struct chunk *c = head;
+
+			if (write_all(d->to, c->data, c->len) < 0)
+				goto out;
+			head = c->next;
+			if (!head)
+				tail = &head;
+			free(c);
+		}
+		if (head) {
+			uint64_t w = head->due - t;
+
+			ts = (struct timespec){(time_t)(w / 1000000000u), (long)(w % 1000000000u)};
+			tsp = &ts;
+		}
+		if (eof) {
+			if (tsp)
+				nanosleep(tsp, NULL);
+			continue;
+		}
+		if (ppoll(&p, 1, tsp, NULL) < 0) {
+			if (errno == EINTR)
+				continue;
+			goto out;
+		}
+		if (p.revents) {
+			struct chunk *c = malloc(sizeof(*c) + CHUNK);
+			ssize_t n;
+
+			if (!c)
+				abort();
+			n = read(d->from, c->data, CHUNK);
+			if (n <= 0) {
+				free(c);
+				eof = 1;
+				continue;
+			}
+			c->len = (size_t)n;
+			c->due = now_ns() + delay_ns;
+			c->next = NULL;
+			*tail = c;
+			tail = &c->next;
+		}
+	}
+out:
+	while (head) {
+		struct chunk *c = head;
+
+		head = c->next;
+		free(c);
+	}
+	shutdown(d->to, SHUT_WR);
+	shutdown(d->from, SHUT_RD);
+	if (atomic_fetch_sub(&d->conn->refs, 1) == 1) {
+		close(d->conn->a);
+		close(d->conn->b);
+		free(d->conn);
+	}
+	free(d);
+	return NULL;
+}
+
+static void start_pump(struct conn *cn, int from, int to)
+{
+	struct pipe_dir *d = malloc(sizeof(*d));
+	pthread_t th;
+
+	if (!d)
+		abort();
+	d->from = from;
+	d->to = to;
+	d->conn = cn;
+	if (pthread_create(&th, NULL, pump, d) != 0)
+		abort();
+	pthread_detach(th);
+}
+
+struct listener {
+	int fd;
+	int target;
+};
+
+static void *accept_loop(void *arg)
+{
+	struct listener *l = arg;
+	int one = 1;
+
+	for (;;) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_port = htons((uint16_t)l->target),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int c = accept(l->fd, NULL, NULL), s;
+
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			perror("qfs-delayproxy: accept");
+			exit(1);
+		}
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			/* the target is down: so is the proxied connection */
+			if (s >= 0)
+				close(s);
+			close(c);
+			continue;
+		}
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct conn *cn = malloc(sizeof(*cn));
+
+		if (!cn)
+			abort();
+		cn->a = c;
+		cn->b = s;
+		atomic_init(&cn->refs, 2);
+		start_pump(cn, c, s);
+		start_pump(cn, s, c);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1, n = 0;
+	pthread_t th;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (argc > 2 && strcmp(argv[1], "--delay-us") == 0) {
+		delay_ns = (uint64_t)(atof(argv[2]) * 1000.0);
+		i = 3;
+	}
+	if (i >= argc) {
+		fprintf(stderr,
+			"usage: qfs-delayproxy --delay-us D LISTEN:TARGET [LISTEN:TARGET ...]\n");
+		return 2;
+	}
+	for (; i < argc; i++, n++) {
+		struct listener *l = malloc(sizeof(*l));
+		int lp, one = 1;
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+		if (!l || sscanf(argv[i], "%d:%d", &lp, &l->target) != 2) {
+			fprintf(stderr, "qfs-delayproxy: bad pair %s (LISTEN:TARGET)\n", argv[i]);
+			return 2;
+		}
+		a.sin_port = htons((uint16_t)lp);
+		l->fd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    listen(l->fd, 64) < 0) {
+			fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", lp, strerror(errno));
+			return 1;
+		}
+		if (pthread_create(&th, NULL, accept_loop, l) != 0)
+			abort();
+	}
+	pause(); /* until SIGTERM */
+	return 0;
+}
