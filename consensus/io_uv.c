@@ -815,7 +815,7 @@ static int rpx__validate(const struct zt_op *ops, uint32_t nops)
 		return -EINVAL;
 	for (uint32_t i = 0; i < nops; i++) {
 		const struct zt_op *op = &ops[i];
-		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_RENAME || !op->path)
+		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_SESSION || !op->path)
 			return -EINVAL;
 		if (op->type == ZT_OP_RENAME && !op->path2)
 			return -EINVAL;

@@ -254,7 +254,7 @@ static int rp__local_submit(struct rp *rp, const struct zt_op *ops, uint32_t nop
 		return -EINVAL;
 	for (uint32_t i = 0; i < nops; i++) {
 		const struct zt_op *op = &ops[i];
-		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_RENAME || !op->path)
+		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_SESSION || !op->path)
 			return -EINVAL;
 		if (op->type == ZT_OP_RENAME && !op->path2)
 			return -EINVAL;

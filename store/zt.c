@@ -22,6 +22,10 @@
  *     ff ff ff ff ff ff ff ff || be64(owner) || be64(node id)    ->  the node's path (no NUL)
  *
  * so a session's nodes are contiguous, and the index travels with the tree in snapshots.
+ * The node sessions (ZT_OP_SESSION) are there too, one record per node id (no node id is
+ * 2^64-2 either: ids come from a counter that starts at 1):
+ *
+ *     ff ff ff ff ff ff ff fe || u8 node    ->  u64 epoch, u32 timeout_ms, u32 state (LE)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -449,6 +453,8 @@ static int zt__create_node(struct zt__ctx *c, const struct zt__key *pkey, const 
 	return rc;
 }
 
+static int zt__owner_check(struct zt__ctx *c, int64_t owner, struct zt_result *res);
+
 static int zt__op_create(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
 {
 	char path[ZT_PATH_MAX + 16];
@@ -517,6 +523,11 @@ static int zt__op_create(struct zt__ctx *c, const struct zt_op *op, struct zt_re
 	if (parent.h.owner != 0) {
 		res->err = ZT_EEPHEMERAL;
 		return 0;
+	}
+	if (op->flags & ZT_CREATE_EPHEMERAL) {
+		rc = zt__owner_check(c, op->owner, res);
+		if (rc)
+			return rc > 0 ? 0 : rc;
 	}
 
 	rc = zt__create_node(c, &parent.key, &parent.h, path, len, path + name_off, len - name_off,
@@ -594,8 +605,8 @@ static int zt__find_op(struct zt__ctx *c, const struct zt_op *op, struct zt_resu
 	return 0;
 }
 
-/* ZT_DELETE_SESSION: delete every node of session op->owner (see zt.h). */
-static int zt__op_close_session(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
+/* Delete every node whose owner (as unsigned) is in [LO, HI], found through the owner index. */
+static int zt__delete_owners(struct zt__ctx *c, uint64_t lo, uint64_t hi)
 {
 	unsigned char ob[ZT__OWNER_KEY_LEN];
 	struct st__buf paths = {0};
@@ -603,35 +614,35 @@ static int zt__op_close_session(struct zt__ctx *c, const struct zt_op *op, struc
 	MDB_val k, v;
 	int rc;
 
-	if (op->owner == 0 || !op->path || strcmp(op->path, "/") != 0) {
-		res->err = ZT_EBADARGS;
-		return 0;
-	}
 	/* Collect the indexed paths first: the deletes below change the database under a cursor.
-	 * Entries: u64 node id, u32 length, path, NUL. */
-	zt__owner_key(ob, (uint64_t)op->owner, 0);
+	 * Entries: u64 owner, u64 node id, u32 length, path, NUL. */
+	zt__owner_key(ob, lo, 0);
 	rc = st__err(mdb_cursor_open(c->txn, c->env->tree, &cur));
 	if (rc)
 		return rc;
 	k.mv_size = sizeof ob;
 	k.mv_data = ob;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size == ZT__OWNER_KEY_LEN && memcmp(k.mv_data, ob, 16) == 0) {
+	while (rc == 0 && k.mv_size == ZT__OWNER_KEY_LEN && memcmp(k.mv_data, ob, 8) == 0) {
+		uint64_t owner = zt__be64((const unsigned char *)k.mv_data + 8);
 		uint64_t id = zt__be64((const unsigned char *)k.mv_data + 16);
 		uint32_t l = (uint32_t)v.mv_size;
 
+		if (owner > hi)
+			break;
 		if (l == 0 || l >= ZT_PATH_MAX) {
 			rc = -EIO;
 			goto out;
 		}
-		rc = st__buf_reserve(&paths, sizeof id + sizeof l + l + 1);
+		rc = st__buf_reserve(&paths, 2 * sizeof id + sizeof l + l + 1);
 		if (rc)
 			goto out;
-		memcpy(paths.p + paths.len, &id, sizeof id);
-		memcpy(paths.p + paths.len + sizeof id, &l, sizeof l);
-		memcpy(paths.p + paths.len + sizeof id + sizeof l, v.mv_data, l);
-		paths.p[paths.len + sizeof id + sizeof l + l] = '\0';
-		paths.len += sizeof id + sizeof l + l + 1;
+		memcpy(paths.p + paths.len, &owner, sizeof owner);
+		memcpy(paths.p + paths.len + 8, &id, sizeof id);
+		memcpy(paths.p + paths.len + 16, &l, sizeof l);
+		memcpy(paths.p + paths.len + 16 + sizeof l, v.mv_data, l);
+		paths.p[paths.len + 16 + sizeof l + l] = '\0';
+		paths.len += 16 + sizeof l + l + 1;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : st__err(rc);
@@ -639,19 +650,21 @@ static int zt__op_close_session(struct zt__ctx *c, const struct zt_op *op, struc
 	cur = NULL;
 	for (size_t off = 0; rc == 0 && off < paths.len;) {
 		struct zt__ent e;
-		uint64_t id;
+		uint64_t owner, id;
 		uint32_t l;
-		const char *path = paths.p + off + sizeof id + sizeof l;
+		const char *path = paths.p + off + 16 + sizeof l;
 
-		memcpy(&id, paths.p + off, sizeof id);
-		memcpy(&l, paths.p + off + sizeof id, sizeof l);
-		off += sizeof id + sizeof l + l + 1;
+		memcpy(&owner, paths.p + off, sizeof owner);
+		memcpy(&id, paths.p + off + 8, sizeof id);
+		memcpy(&l, paths.p + off + 16, sizeof l);
+		off += 16 + sizeof l + l + 1;
 		rc = zt__find(c->txn, c->env->tree, path, l, &e);
-		if (rc == 0 && e.h.id == id && e.h.owner == op->owner && e.h.num_children == 0) {
+		if (rc == 0 && e.h.id == id && (uint64_t)e.h.owner == owner &&
+		    e.h.num_children == 0) {
 			rc = zt__delete_node(c, &e, path, l);
 		} else if (rc == 0 || rc == -ENOENT) {
 			/* A stale entry (cannot happen through zt_apply): drop it. */
-			zt__owner_key(ob, (uint64_t)op->owner, id);
+			zt__owner_key(ob, owner, id);
 			k.mv_size = sizeof ob;
 			k.mv_data = ob;
 			rc = st__err(mdb_del(c->txn, c->env->tree, &k, NULL));
@@ -662,6 +675,168 @@ out:
 		mdb_cursor_close(cur);
 	free(paths.p);
 	return rc;
+}
+
+/* ZT_DELETE_SESSION: delete every node of session op->owner (see zt.h). */
+static int zt__op_close_session(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
+{
+	if (op->owner == 0 || !op->path || strcmp(op->path, "/") != 0) {
+		res->err = ZT_EBADARGS;
+		return 0;
+	}
+	return zt__delete_owners(c, (uint64_t)op->owner, (uint64_t)op->owner);
+}
+
+/* ---- node sessions (ZT_OP_SESSION) ---- */
+
+/* The record of node NODE: ff ff ff ff ff ff ff fe || u8 node -> struct zt__sess (explicit
+ * little-endian: u64 epoch, u32 timeout_ms, u32 state). */
+#define ZT__SESS_KEY_LEN 9
+#define ZT__SESS_VAL_LEN 16
+
+static void zt__sess_key(unsigned char *b, uint32_t node)
+{
+	memset(b, 0xff, 7);
+	b[7] = 0xfe;
+	b[8] = (unsigned char)node;
+}
+
+static void zt__le_put(unsigned char *b, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t zt__le_get(const unsigned char *b, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+static int zt__sess_decode(const MDB_val *v, uint32_t node, struct zt_session *out)
+{
+	const unsigned char *b = v->mv_data;
+
+	if (v->mv_size != ZT__SESS_VAL_LEN)
+		return -EIO;
+	out->node = node;
+	out->epoch = zt__le_get(b, 8);
+	out->timeout_ms = (uint32_t)zt__le_get(b + 8, 4);
+	out->state = (uint32_t)zt__le_get(b + 12, 4);
+	if (out->epoch == 0 || out->epoch > ZT_SESSION_EPOCH_MAX ||
+	    (out->state != ZT_SESSION_OPEN && out->state != ZT_SESSION_EXPIRED))
+		return -EIO;
+	return 0;
+}
+
+static int zt__sess_get(MDB_txn *txn, MDB_dbi dbi, uint32_t node, struct zt_session *out)
+{
+	unsigned char kb[ZT__SESS_KEY_LEN];
+	MDB_val k = {sizeof kb, kb}, v;
+	int rc;
+
+	zt__sess_key(kb, node);
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc)
+		return st__err(rc);
+	return zt__sess_decode(&v, node, out);
+}
+
+static int zt__sess_put(struct zt__ctx *c, const struct zt_session *s)
+{
+	unsigned char kb[ZT__SESS_KEY_LEN], vb[ZT__SESS_VAL_LEN];
+	MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
+	int rc;
+
+	zt__sess_key(kb, s->node);
+	zt__le_put(vb, s->epoch, 8);
+	zt__le_put(vb + 8, s->timeout_ms, 4);
+	zt__le_put(vb + 12, s->state, 4);
+	rc = st__fault_put(c->env);
+	if (rc == 0)
+		rc = st__err(mdb_put(c->txn, c->env->tree, &k, &v, 0));
+	return rc;
+}
+
+/* An ephemeral create by OWNER: its node's session must be open at OWNER's epoch. */
+static int zt__owner_check(struct zt__ctx *c, int64_t owner, struct zt_result *res)
+{
+	uint32_t node = ZT_SESSION_NODE(owner);
+	struct zt_session s;
+	int rc;
+
+	if (node == 0)
+		return 0; /* not tied to a node session (zt.h) */
+	rc = zt__sess_get(c->txn, c->env->tree, node, &s);
+	if (rc == -ENOENT || (rc == 0 && (s.epoch != ZT_SESSION_EPOCH(owner) ||
+					  s.state != ZT_SESSION_OPEN))) {
+		res->err = ZT_ESESSIONEXPIRED;
+		return 1;
+	}
+	return rc;
+}
+
+static int zt__op_session(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
+{
+	uint32_t node = ZT_SESSION_NODE(op->owner);
+	uint64_t base = (uint64_t)op->owner & ~(uint64_t)ZT_SESSION_COUNTER_MASK;
+	struct zt_session s;
+	int rc;
+
+	if (!op->path || strcmp(op->path, "/") != 0 || node == 0 || op->len != 0 ||
+	    (op->flags != ZT_SESSION_F_OPEN && op->flags != ZT_SESSION_F_EXPIRE))
+		goto badargs;
+	rc = zt__sess_get(c->txn, c->env->tree, node, &s);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (op->flags == ZT_SESSION_F_OPEN) {
+		if (((uint64_t)op->owner & ~((uint64_t)0xff << 56)) != 0 || op->version <= 0)
+			goto badargs;
+		if (rc == -ENOENT)
+			s = (struct zt_session){.node = node, .epoch = 0};
+		s.epoch = s.epoch >= ZT_SESSION_EPOCH_MAX ? 1 : s.epoch + 1;
+		s.timeout_ms = (uint32_t)op->version;
+		s.state = ZT_SESSION_OPEN;
+		/* Every ephemeral of the node's earlier epochs (also those before sessions, or of a
+		 * wrapped epoch) dies here. */
+		rc = zt__delete_owners(c, (uint64_t)node << 56, ((uint64_t)node << 56) | ~((uint64_t)0xff << 56));
+		if (rc == 0)
+			rc = zt__sess_put(c, &s);
+		if (rc)
+			return rc;
+		res->stat.ephemeral_owner = (int64_t)ZT_SESSION_ID(node, s.epoch, 0);
+		res->stat.version = (int32_t)s.timeout_ms;
+		return 0;
+	}
+	if ((uint64_t)op->owner & ZT_SESSION_COUNTER_MASK)
+		goto badargs;
+	if (rc == -ENOENT || s.epoch != ZT_SESSION_EPOCH(op->owner) || s.state != ZT_SESSION_OPEN) {
+		res->err = ZT_ESESSIONEXPIRED; /* already gone: nothing changes */
+		return 0;
+	}
+	s.state = ZT_SESSION_EXPIRED;
+	rc = zt__delete_owners(c, base, base | ZT_SESSION_COUNTER_MASK);
+	if (rc == 0)
+		rc = zt__sess_put(c, &s);
+	if (rc)
+		return rc;
+	res->stat.ephemeral_owner = (int64_t)base;
+	return 0;
+badargs:
+	res->err = ZT_EBADARGS;
+	return 0;
+}
+
+int zt_session_get(struct st_rtxn *r, uint32_t node, struct zt_session *out)
+{
+	if (node == 0 || node > 255)
+		return -EINVAL;
+	return zt__sess_get(r->txn, r->env->tree, node, out);
 }
 
 static int zt__op_delete(struct zt__ctx *c, const struct zt_op *op, struct zt_result *res)
@@ -822,6 +997,8 @@ static int zt__op(struct zt__ctx *c, const struct zt_op *op, struct zt_result *r
 		return zt__op_set(c, op, res);
 	case ZT_OP_CHECK:
 		return zt__op_check(c, op, res);
+	case ZT_OP_SESSION:
+		return zt__op_session(c, op, res);
 	case ZT_OP_RENAME:
 		if (!op->path || !op->path2) {
 			res->err = ZT_EBADARGS;
@@ -1105,7 +1282,7 @@ int zt_ops_encode(const struct zt_op *ops, uint32_t nops, void **buf, size_t *le
 		return -EINVAL;
 	for (uint32_t i = 0; i < nops; i++) {
 		const struct zt_op *op = &ops[i];
-		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_RENAME || !op->path)
+		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_SESSION || !op->path)
 			return -EINVAL;
 		if (op->type == ZT_OP_RENAME && !op->path2)
 			return -EINVAL;
@@ -1195,7 +1372,7 @@ int zt_ops_decode(const void *buf, size_t len, struct zt_op **ops, uint32_t *nop
 		if (end - p < 1 + 4 + 4 + 8)
 			goto err;
 		unsigned type = *p++;
-		if (type < ZT_OP_CREATE || type > ZT_OP_RENAME)
+		if (type < ZT_OP_CREATE || type > ZT_OP_SESSION)
 			goto err;
 		op->type = (enum zt_op_type)type;
 		op->flags = zt__get_u32(p);

@@ -41,6 +41,10 @@
 #define ZT_EXDEV        (-EXDEV)     /* rename of a node that has children */
 #define ZT_EISDIR       (-EISDIR)    /* rename onto a node that has children */
 #define ZT_ERUNTIMEINCONSISTENCY (-EIO)
+#define ZT_ESESSIONEXPIRED (-EKEYEXPIRED) /* ZooKeeper's SESSIONEXPIRED: an ephemeral create
+                                             whose owner's node session is not open at the
+                                             owner's epoch; ZT_OP_SESSION EXPIRE of an epoch
+                                             that is not the open one */
 
 /* ZooKeeper's Stat, field for field. Times are milliseconds since the epoch. */
 struct zt_stat {
@@ -78,6 +82,8 @@ enum zt_op_type {
 	                     parent missing: ZT_ENONODE, ephemeral: ZT_EEPHEMERAL. A created path2
 	                     keeps path's ephemeral owner. Changes: those of the equivalent create (or
 	                     set) of path2 followed by the delete of path. */
+	ZT_OP_SESSION = 6, /* a node session: flags ZT_SESSION_F_OPEN or _EXPIRE, path "/", see
+	                      there */
 };
 
 #define ZT_CREATE_DIR        0x1u /* node created as a directory */
@@ -94,6 +100,46 @@ enum zt_op_type {
                                  Found through an owner index kept in the tree database (keys
                                  that start with 8 bytes 0xff, never a node's key, so they travel
                                  with zt_snap exports), maintained by every create and delete. */
+
+/*
+ * Node sessions (ZooKeeper's session liveness, kept per node: a daemon keeps alive every session it
+ * holds). Each node id (1..255) has at most one replicated record {epoch, timeout_ms, state}, in
+ * the tree database (key ff ff ff ff ff ff ff fe || node: it travels with zt_snap exports). An
+ * ephemeral owner (session id) is ZT_SESSION_ID(node, epoch, counter): node id in the top byte,
+ * the node's epoch in the next 24 bits, a counter chosen by the node in the low 32 bits.
+ * Owners whose top byte is 0 are not tied to a node session (tests and tools that manage their
+ * sessions themselves): their ephemerals live until ZT_DELETE_SESSION.
+ *
+ * ZT_SESSION_F_OPEN: owner = node << 56 (other bits 0), version = the negotiated timeout in ms
+ *   (> 0). Starts the node's next epoch (1 after none, after ZT_SESSION_EPOCH_MAX wraps to 1),
+ *   open, and deletes in the same transaction every ephemeral whose owner's top byte is the node
+ *   (its earlier epochs: a restart or an expiry). res.stat.ephemeral_owner = ZT_SESSION_ID(node,
+ *   new epoch, 0), res.stat.version = timeout.
+ * ZT_SESSION_F_EXPIRE: owner = ZT_SESSION_ID(node, epoch, 0). When that epoch is the node's open
+ *   one: marks it expired and deletes every ephemeral of that epoch (res.stat.ephemeral_owner =
+ *   owner); otherwise ZT_ESESSIONEXPIRED and nothing changes.
+ * Bad fields (path not "/", node 0, other flags, data, OPEN with low bits or timeout <= 0, EXPIRE
+ * with counter bits): ZT_EBADARGS. An ephemeral CREATE whose owner's node has no open record at
+ * the owner's epoch fails with ZT_ESESSIONEXPIRED, so a create ordered after an expiry never
+ * resurrects the expired session. Changes: those of the deletes, in creation order per owner.
+ */
+#define ZT_SESSION_F_OPEN   0x1u
+#define ZT_SESSION_F_EXPIRE 0x2u
+#define ZT_SESSION_EPOCH_MAX      0xffffffu
+#define ZT_SESSION_COUNTER_MASK   0xffffffffull
+#define ZT_SESSION_NODE(owner)    ((uint32_t)((uint64_t)(owner) >> 56))
+#define ZT_SESSION_EPOCH(owner)   (((uint64_t)(owner) >> 32) & ZT_SESSION_EPOCH_MAX)
+#define ZT_SESSION_ID(node, epoch, counter)                                                    \
+	(((uint64_t)(node) << 56) | ((uint64_t)(epoch) << 32) | ((uint64_t)(counter)&ZT_SESSION_COUNTER_MASK))
+
+enum zt_session_state { ZT_SESSION_OPEN = 1, ZT_SESSION_EXPIRED = 2 };
+
+struct zt_session {
+	uint32_t node;	     /* 1..255 */
+	uint64_t epoch;	     /* 1..ZT_SESSION_EPOCH_MAX */
+	uint32_t timeout_ms; /* negotiated by the node when it opened the epoch */
+	uint32_t state;	     /* enum zt_session_state */
+};
 
 struct zt_op {
 	enum zt_op_type type;
@@ -182,6 +228,10 @@ int zt_list(struct st_rtxn *r, const char *path, zt_list_cb cb, void *arg);
 typedef int (*zt_session_cb)(void *arg, int64_t owner, uint32_t nnodes);
 int zt_sessions(struct st_rtxn *r, uint64_t lo, uint64_t hi, zt_session_cb cb, void *arg);
 
+/* The session record of node NODE (1..255). 0, -ENOENT (the node never opened one), -EINVAL (node
+ * out of range), -EIO (a malformed record). Any thread, like zt_list. */
+int zt_session_get(struct st_rtxn *r, uint32_t node, struct zt_session *out);
+
 /* Last applied zxid (0 for an empty store). */
 uint64_t zt_last_zxid(struct st_rtxn *r);
 
@@ -190,7 +240,7 @@ uint64_t zt_last_zxid(struct st_rtxn *r);
  * encoding with lengths checked on decode. zt_ops_encode: *buf malloc'd, caller frees.
  * zt_ops_decode: *ops malloc'd (free()), pointing into BUF, which must outlive them; -EINVAL on
  * malformed or truncated input.
- * Format version 1 (little-endian): "QZT" 0x01, u32 nops (>= 1), then per op: u8 type, u32 flags,
+ * Format version 1 (little-endian): "QZT" 0x01, u32 nops (>= 1), then per op: u8 type (1..6), u32 flags,
  * i32 version, i64 owner, u32 length + path with its NUL, u32 length + path2 with its NUL (0 when
  * not a rename), u32 length + data (at most ZT_MAX_DATA). Nothing may follow the last op.
  * Errors: -EINVAL (encode: nops 0, bad type, missing path/path2, data NULL with len, over-long path

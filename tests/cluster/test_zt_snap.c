@@ -217,3 +217,65 @@ Test(zt_snap, a_failed_install_keeps_the_old_tree)
 	free(buf);
 }
 #endif
+
+/* Apply one op in ENV; returns its result's err (RES, optional, gets the stat). */
+static int apply_op(struct st_env *env, uint64_t *zxid, struct zt_op op, struct zt_stat *st)
+{
+	struct st_wtxn *w;
+	struct zt_txn t = {.zxid = ++*zxid, .time_ms = 1234, .nops = 1, .ops = &op};
+	struct zt_result res;
+	cr_assert_eq(st_wbegin(env, &w), 0);
+	cr_assert_eq(zt_apply(w, &t, &res, NULL, NULL), 0);
+	cr_assert_eq(st_wcommit(w), 0);
+	if (st)
+		*st = res.stat;
+	zt_results_free(&res, 1);
+	return res.err;
+}
+
+Test(zt_snap, carries_node_sessions)
+{
+	struct zt_stat s;
+	uint64_t zb = 0;
+	zxid_a = 0;
+	create(A, &zxid_a, "/d", NULL, 0);
+	cr_assert_eq(apply_op(A, &zxid_a,
+			      (struct zt_op){.type = ZT_OP_SESSION,
+					     .flags = ZT_SESSION_F_OPEN,
+					     .version = 900,
+					     .owner = (int64_t)((uint64_t)2 << 56),
+					     .path = "/"},
+			      &s),
+		     0);
+	int64_t base = s.ephemeral_owner;
+	cr_assert_eq(apply_op(A, &zxid_a,
+			      (struct zt_op){.type = ZT_OP_CREATE,
+					     .flags = ZT_CREATE_EPHEMERAL,
+					     .owner = base | 1,
+					     .path = "/d/e"},
+			      NULL),
+		     0);
+	transfer(ZT_SNAP_REC_MAX);
+	same_node("/d/e");
+	struct st_rtxn *r;
+	struct zt_session ss;
+	cr_assert_eq(st_rbegin(B, &r), 0);
+	cr_assert_eq(zt_session_get(r, 2, &ss), 0);
+	st_rend(r);
+	cr_assert_eq(ss.epoch, 1);
+	cr_assert_eq(ss.timeout_ms, 900);
+	cr_assert_eq(ss.state, ZT_SESSION_OPEN);
+	/* B continues where A was: expiring the epoch deletes the ephemeral there too */
+	zb = zxid_a;
+	cr_assert_eq(apply_op(B, &zb,
+			      (struct zt_op){.type = ZT_OP_SESSION,
+					     .flags = ZT_SESSION_F_EXPIRE,
+					     .owner = base,
+					     .path = "/"},
+			      NULL),
+		     0);
+	struct zt_node n;
+	cr_assert_eq(st_rbegin(B, &r), 0);
+	cr_assert_eq(zt_get(r, "/d/e", &n), -ENOENT);
+	st_rend(r);
+}

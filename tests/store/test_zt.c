@@ -919,9 +919,40 @@ static const char *sessions(uint64_t lo, uint64_t hi, void *stop)
 	return sessions_out;
 }
 
+static int session_op(uint32_t flags, int64_t owner, int32_t timeout, struct zt_result *res)
+{
+	return apply1((struct zt_op){.type = ZT_OP_SESSION,
+				     .flags = flags,
+				     .version = timeout,
+				     .owner = owner,
+				     .path = "/"},
+		      res);
+}
+
+/* Open the next epoch of NODE; returns its session id base. */
+static int64_t open_node(uint32_t node, int32_t timeout)
+{
+	struct zt_result res;
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, (int64_t)((uint64_t)node << 56), timeout, &res), 0);
+	cr_assert_eq(res.stat.version, timeout);
+	return res.stat.ephemeral_owner;
+}
+
+static struct zt_session session_of(uint32_t node)
+{
+	struct st_rtxn *r;
+	struct zt_session s;
+	cr_assert_eq(st_rbegin(env, &r), 0);
+	cr_assert_eq(zt_session_get(r, node, &s), 0);
+	st_rend(r);
+	return s;
+}
+
 Test(zt, close_session_deletes_all_its_nodes_in_one_txn)
 {
-	const int64_t a = (int64_t)0x0100000000000005LL, b = (int64_t)0x0200000000000001LL;
+	cr_assert_eq(open_node(1, 1000), (int64_t)ZT_SESSION_ID(1, 1, 0));
+	cr_assert_eq(open_node(2, 1000), (int64_t)ZT_SESSION_ID(2, 1, 0));
+	const int64_t a = (int64_t)0x0100000100000005LL, b = (int64_t)0x0200000100000001LL;
 	cr_assert_eq(create("/svc", NULL, ZT_CREATE_DIR), 0);
 	cr_assert_eq(create("/other", NULL, ZT_CREATE_DIR), 0);
 	cr_assert_eq(eph("/svc/a1", a, 0, NULL), 0);
@@ -931,10 +962,10 @@ Test(zt, close_session_deletes_all_its_nodes_in_one_txn)
 	cr_assert_eq(eph("/svc/s-", a, ZT_CREATE_SEQUENTIAL, &res), 0);
 	cr_assert_str_eq(res.path, "/svc/s-0000000002");
 	zt_results_free(&res, 1);
-	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "100000000000005:3 200000000000001:1 ");
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "100000100000005:3 200000100000001:1 ");
 	cr_assert_str_eq(sessions(0x0200000000000000ULL, 0x02ffffffffffffffULL, NULL),
-			 "200000000000001:1 ");
-	cr_assert_str_eq(sessions(0, UINT64_MAX, (void *)1), "100000000000005:3 ");
+			 "200000100000001:1 ");
+	cr_assert_str_eq(sessions(0, UINT64_MAX, (void *)1), "100000100000005:3 ");
 	/* the index does not show up as children of anything */
 	char out[256];
 	cr_assert_eq(list("/", out), 0);
@@ -955,7 +986,7 @@ Test(zt, close_session_deletes_all_its_nodes_in_one_txn)
 	cr_assert_eq(stat_of("/svc").num_children, 1);
 	cr_assert_eq(stat_of("/svc").cversion, before.cversion + 2);
 	cr_assert_eq(stat_of("/svc").pzxid, (int64_t)z);
-	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "200000000000001:1 ");
+	cr_assert_str_eq(sessions(0, UINT64_MAX, NULL), "200000100000001:1 ");
 	/* closing it again, or a session without nodes: success, nothing changes */
 	char *d0 = dump();
 	cr_assert_eq(close_session(a), 0);
@@ -1036,6 +1067,126 @@ Test(zt, close_session_encodes)
 	cr_assert_eq(n, 1);
 	cr_assert_eq(out[0].flags, ZT_DELETE_SESSION);
 	cr_assert_eq(out[0].owner, -2);
+	free(out);
+	free(buf);
+}
+
+/* ---- node sessions: ZT_OP_SESSION ---- */
+
+Test(zt, session_open_starts_epochs_and_gates_ephemeral_creates)
+{
+	struct st_rtxn *r;
+	struct zt_session st;
+	cr_assert_eq(st_rbegin(env, &r), 0);
+	cr_assert_eq(zt_session_get(r, 3, &st), -ENOENT);
+	cr_assert_eq(zt_session_get(r, 0, &st), -EINVAL);
+	st_rend(r);
+	cr_assert_eq(create("/s", NULL, ZT_CREATE_DIR), 0);
+	/* no session yet for node 3: an owner of node 3 is refused, nothing is created */
+	cr_assert_eq(eph("/s/x", (int64_t)ZT_SESSION_ID(3, 1, 1), 0, NULL), ZT_ESESSIONEXPIRED);
+	struct zt_node n;
+	cr_assert_eq(getn("/s/x", &n), -ENOENT);
+	/* owners with top byte 0 are not tied to a node session */
+	cr_assert_eq(eph("/s/free", 42, 0, NULL), 0);
+
+	int64_t b1 = open_node(3, 500);
+	cr_assert_eq(b1, (int64_t)ZT_SESSION_ID(3, 1, 0));
+	st = session_of(3);
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_eq(st.timeout_ms, 500);
+	cr_assert_eq(st.state, ZT_SESSION_OPEN);
+	cr_assert_eq(eph("/s/a", b1 | 1, 0, NULL), 0);
+	cr_assert_eq(eph("/s/b", b1 | 2, 0, NULL), 0);
+	/* another epoch's owner is refused */
+	cr_assert_eq(eph("/s/c", (int64_t)ZT_SESSION_ID(3, 2, 1), 0, NULL), ZT_ESESSIONEXPIRED);
+
+	/* a new epoch (a restarted node) deletes every ephemeral of the earlier ones, at once */
+	int64_t b2 = open_node(3, 700);
+	cr_assert_eq(b2, (int64_t)ZT_SESSION_ID(3, 2, 0));
+	cr_assert_str_eq(events, "D:/s/a K:/s D:/s/b K:/s ");
+	cr_assert_eq(getn("/s/a", &n), -ENOENT);
+	cr_assert_eq(getn("/s/free", &n), 0);
+	cr_assert_eq(session_of(3).timeout_ms, 700);
+	cr_assert_eq(eph("/s/a", b1 | 3, 0, NULL), ZT_ESESSIONEXPIRED);
+	cr_assert_eq(eph("/s/a", b2 | 3, 0, NULL), 0);
+}
+
+Test(zt, session_expire_deletes_its_epoch_once)
+{
+	cr_assert_eq(create("/s", NULL, ZT_CREATE_DIR), 0);
+	int64_t n1 = open_node(1, 1000), n2 = open_node(2, 1000);
+	cr_assert_eq(eph("/s/a1", n1 | 1, 0, NULL), 0);
+	cr_assert_eq(eph("/s/a2", n1 | 7, ZT_CREATE_SEQUENTIAL, NULL), 0);
+	cr_assert_eq(eph("/s/b1", n2 | 1, 0, NULL), 0);
+	uint64_t z = zxid + 1;
+	struct zt_result res;
+	cr_assert_eq(session_op(ZT_SESSION_F_EXPIRE, n1, 0, &res), 0);
+	cr_assert_eq(res.stat.ephemeral_owner, n1);
+	cr_assert_eq(last_zxid(), z);
+	cr_assert_str_eq(events, "D:/s/a1 K:/s D:/s/a20000000001 K:/s ");
+	cr_assert_eq(session_of(1).state, ZT_SESSION_EXPIRED);
+	cr_assert_eq(session_of(2).state, ZT_SESSION_OPEN);
+	struct zt_node n;
+	cr_assert_eq(getn("/s/b1", &n), 0);
+	/* the expired epoch creates nothing more; expiring it again changes nothing */
+	cr_assert_eq(eph("/s/a3", n1 | 2, 0, NULL), ZT_ESESSIONEXPIRED);
+	char *d0 = dump();
+	cr_assert_eq(session_op(ZT_SESSION_F_EXPIRE, n1, 0, NULL), ZT_ESESSIONEXPIRED);
+	/* an older epoch of a reopened node is not the open one either */
+	cr_assert_eq(session_op(ZT_SESSION_F_EXPIRE, (int64_t)ZT_SESSION_ID(2, 5, 0), 0, NULL),
+		     ZT_ESESSIONEXPIRED);
+	char *d1 = dump();
+	cr_assert_str_eq(d0, d1);
+	free(d0);
+	free(d1);
+	/* the node reopens: a new epoch, open again */
+	int64_t n1b = open_node(1, 1000);
+	cr_assert_eq(ZT_SESSION_EPOCH(n1b), 2);
+	cr_assert_eq(eph("/s/a3", n1b | 1, 0, NULL), 0);
+	/* an EXPIRE inside a failed multi changes nothing */
+	struct zt_op ops[2] = {
+	    {.type = ZT_OP_SESSION, .flags = ZT_SESSION_F_EXPIRE, .owner = n1b, .path = "/"},
+	    {.type = ZT_OP_CHECK, .version = 99, .path = "/"},
+	};
+	struct zt_result r2[2];
+	apply_n(ops, 2, r2);
+	cr_assert_eq(r2[0].err, -ECANCELED);
+	zt_results_free(r2, 2);
+	cr_assert_eq(session_of(1).state, ZT_SESSION_OPEN);
+	cr_assert_eq(getn("/s/a3", &n), 0);
+}
+
+Test(zt, session_op_bad_arguments)
+{
+	const int64_t node1 = (int64_t)((uint64_t)1 << 56);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, 0, 1000, NULL), ZT_EBADARGS);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, node1 | 5, 1000, NULL), ZT_EBADARGS);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, node1, 0, NULL), ZT_EBADARGS);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, node1, -3, NULL), ZT_EBADARGS);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN | ZT_SESSION_F_EXPIRE, node1, 10, NULL),
+		     ZT_EBADARGS);
+	cr_assert_eq(session_op(0, node1, 10, NULL), ZT_EBADARGS);
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_SESSION,
+					   .flags = ZT_SESSION_F_OPEN,
+					   .version = 10,
+					   .owner = node1,
+					   .path = "/x"},
+			    NULL),
+		     ZT_EBADARGS);
+	int64_t b = open_node(1, 10);
+	cr_assert_eq(session_op(ZT_SESSION_F_EXPIRE, b | 1, 0, NULL), ZT_EBADARGS);
+	cr_assert_eq(session_of(1).state, ZT_SESSION_OPEN);
+	/* the op round-trips through the codec */
+	struct zt_op op = {.type = ZT_OP_SESSION, .flags = ZT_SESSION_F_EXPIRE, .owner = b, .path = "/"};
+	void *buf;
+	size_t len;
+	struct zt_op *out;
+	uint32_t nops;
+	cr_assert_eq(zt_ops_encode(&op, 1, &buf, &len), 0);
+	cr_assert_eq(zt_ops_decode(buf, len, &out, &nops), 0);
+	cr_assert_eq(out[0].type, ZT_OP_SESSION);
+	cr_assert_eq(out[0].flags, ZT_SESSION_F_EXPIRE);
+	cr_assert_eq(out[0].owner, b);
 	free(out);
 	free(buf);
 }
