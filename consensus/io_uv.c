@@ -438,6 +438,7 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		uv_timer_start(&x->timer, rpx__timer_cb, d, 0);
 	}
 	rpx__stat_update(x);
+	rpx__sess_check(x);
 }
 
 /* Drop the held messages (they wait for persist seqs of a core that is gone). */
@@ -664,6 +665,7 @@ static void rpx__recv(void *arg, uint32_t from, const void *body, size_t len)
 	if (p < 0 || len < 4 || x->stopping || !x->px ||
 	    __atomic_load_n(&x->cut[p], __ATOMIC_RELAXED))
 		return;
+	rpx__sess_heard(x, (uint32_t)p);
 	if (rpx__get32(b) == RPX__SNAP_MAGIC) {
 		rpx__snap_frame(x, from, b, len);
 		return;

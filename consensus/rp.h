@@ -77,7 +77,9 @@ struct rp_cluster_config {
 	uint32_t tick_ms;		    /* leader heartbeat; 0: 50 */
 	uint32_t election_ticks;	    /* election timeout in ticks, randomised up to
 					       twice that; 0: 10 */
-	uint32_t session_timeout_ms;	    /* placeholder for sessions (issue 5); 0: 10000 */
+	uint32_t session_timeout_ms;	    /* this node's negotiated session timeout (the
+					       leader expires each node by the timeout its
+					       session record holds, zt.h); 0: 10000 */
 	uint32_t write_timeout_ms;	    /* a write not applied by then: -ETIMEDOUT; 0: 10000 */
 	uint32_t snapshot_every;	    /* applied slots between compactions; 0: 10000 */
 	uint32_t snapshot_keep;		    /* chosen slots kept below a compaction; 0: 1000 */

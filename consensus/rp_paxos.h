@@ -177,6 +177,14 @@ struct rpx {
 	size_t rcv_begin_len;
 	uint8_t cluster_id[RP_CLUSTER_LEN];
 	int cut[RP_MAX_PEERS]; /* rp_test_cut: frames to and from that node are lost; atomic */
+	struct {
+		int leading;			/* the core was leader at the last check */
+		uint64_t since;			/* uv_now() when this leadership's count began */
+		uint64_t last_check, next_check; /* uv_now() */
+		uint64_t heard[RP_MAX_PEERS];	/* uv_now() of each peer's last frame */
+		int64_t sent[RP_MAX_PEERS];	/* the epoch (session id base) last expired */
+		uint64_t sent_at[RP_MAX_PEERS];
+	} sess; /* loop thread only (io_sess.c) */
 
 	/* Storage thread. */
 	pthread_t st_thread;
@@ -231,6 +239,11 @@ struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len);
 /* Log a line through cl.on_log. Any thread. */
 void rpx__log(struct rpx *x, enum rp_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* io_sess.c (loop thread): a frame came from peer P (px id); after each step of the core, submit
+ * the session expiries that are due (see there). */
+void rpx__sess_heard(struct rpx *x, uint32_t p);
+void rpx__sess_check(struct rpx *x);
 
 /* io_uv.c: wake the loop thread (any thread). */
 void rpx__wake(struct rpx *x);

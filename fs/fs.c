@@ -114,7 +114,16 @@ struct fs {
 	size_t nexpects;	       /* protected by xlock */
 	atomic_int has_expects;	       /* expects != NULL, read without the lock (fast path) */
 	uint32_t node_id;	       /* immutable after fs_attach: the replica's id (1..255) */
-	_Atomic uint64_t next_session; /* the next session id (see fs__session_new) */
+	_Atomic uint32_t next_session; /* the last session counter of the open epoch */
+	pthread_mutex_t slock;	       /* the node session (see fs__sess_main) */
+	pthread_cond_t scond;	       /* signalled when sbase or sstop changes */
+	int64_t sbase;		       /* protected by slock: ZT_SESSION_ID(node, open epoch, 0),
+					  0 while no epoch is open */
+	int sopening;		       /* protected by slock: an OPEN is in flight */
+	int sstop;		       /* protected by slock: fs_detach */
+	uint64_t sexpired;	       /* protected by slock: epochs this node lost to expiry */
+	pthread_t sthread;	       /* the session thread, started by fs_attach */
+	int sstarted;		       /* immutable after fs_attach */
 	pthread_mutex_t wlock;	       /* the watch registry and every watch's state */
 	struct fs__watch **watches;    /* protected by wlock: FS__WATCH_BUCKETS lists by path */
 };
@@ -353,6 +362,27 @@ static int fs__outcome(int status, const struct zt_result *res, uint32_t nres)
 	return 0;
 }
 
+/* The replica's status lines and this node's session: session_epoch= (0: none open),
+ * session_timeout_ms= (negotiated), sessions_expired= (epochs lost to expiry). Like snprintf. */
+static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
+{
+	int n = rp_status(fs->rp, buf, cap), m;
+	int64_t base;
+	uint64_t expired;
+
+	if (n < 0)
+		return n;
+	pthread_mutex_lock(&fs->slock);
+	base = fs->sbase;
+	expired = fs->sexpired;
+	pthread_mutex_unlock(&fs->slock);
+	m = snprintf((size_t)n < cap ? buf + n : NULL, (size_t)n < cap ? cap - (size_t)n : 0,
+		     "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64
+		     "\n",
+		     base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired);
+	return m < 0 ? m : n + m;
+}
+
 static int fs__status_text(struct fs *fs, char **out, size_t *len)
 {
 	char *buf = malloc(FS__STATUS_CAP);
@@ -360,7 +390,7 @@ static int fs__status_text(struct fs *fs, char **out, size_t *len)
 
 	if (!buf)
 		return -ENOMEM;
-	n = rp_status(fs->rp, buf, FS__STATUS_CAP);
+	n = fs__status_fill(fs, buf, FS__STATUS_CAP);
 	if (n < 0) {
 		free(buf);
 		return n;
@@ -607,20 +637,17 @@ static int32_t fs__expect_take(struct fs *fs, fuse_req_t req, const char *path, 
  * time closes the session, which deletes its node through the replica (ZT_DELETE_SESSION), so every
  * replica deletes it at the same point of the log.
  *
- * Session ids are unique across nodes and restarts: the replica's id (1..255) in the top byte, then
- * a counter that starts at the daemon's start time in milliseconds shifted left by 16 bits (40
- * bits of milliseconds: it wraps after about 35 years). A restart is more than a millisecond after
- * the previous start, so its ids are above the previous incarnation's unless that one made more
- * than 65,536 sessions per millisecond it ran. At start, the sessions of this node's id that still
- * own nodes are from a previous incarnation (dead): fs_attach closes them.
+ * Liveness is per node (ZooKeeper's session timeout, decided by the cluster): the daemon holds one
+ * node session (zt.h, ZT_OP_SESSION) whose epoch names every session it creates:
+ * ZT_SESSION_ID(node id, epoch, counter). The session thread (fs__sess_main) OPENs an epoch with
+ * the negotiated timeout at start (which deletes the ephemerals of the previous incarnation, in
+ * the log) and again after an expiry. The leader EXPIREs the epoch when it has not heard from this
+ * node for longer than the timeout (consensus/io_sess.c); the thread sees it in the applied tree
+ * (also after a snapshot install), marks the open files of that epoch expired (their writes fail
+ * with EKEYEXPIRED, their close deletes nothing more: the log did) and opens a new epoch. An
+ * ephemeral create waits up to FS__SESSION_WAIT_MS for an open epoch (else ETIMEDOUT); one
+ * ordered after the expiry of its epoch fails in the log with EKEYEXPIRED (ZT_ESESSIONEXPIRED).
  */
-static int64_t fs__session_new(struct fs *fs)
-{
-	uint64_t low = atomic_fetch_add(&fs->next_session, 1) & 0x00ffffffffffffffULL;
-
-	return (int64_t)(((uint64_t)fs->node_id << 56) | (low ? low : 1));
-}
-
 /* Closing a session: owned by the handler, then by the replica's callback. */
 struct fs__sctx {
 	fuse_req_t req; /* the RELEASE to answer once committed, or NULL */
@@ -906,6 +933,8 @@ struct fs__fh {
 			  own offset moved past the request written) */
 	int64_t session; /* immutable after create: the session owning the ephemeral node
 			    this open file created (0: none); closed at release */
+	atomic_int expired; /* its session's epoch expired: writes fail with EKEYEXPIRED and the
+			       release closes nothing */
 	pid_t opener;	 /* immutable: thread group that opened it */
 	pthread_mutex_t lock;
 	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
@@ -942,6 +971,147 @@ static void fs__fh_free(struct fs__fh *fh)
 	free(fh->buf);
 	free(fh);
 }
+
+/* ---- the node session (see "sessions" above) ---- */
+
+#define FS__SESSION_WAIT_MS 10000
+
+/* Add MS milliseconds to the CLOCK_REALTIME time *T (condition variables' clock). */
+static void fs__deadline(struct timespec *t, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/* A new session id of the open epoch into *OUT, waiting for one up to WAIT_MS. 0 or -ETIMEDOUT
+ * (no epoch open in time), -ESHUTDOWN (stopping). */
+static int fs__session_new(struct fs *fs, long wait_ms, int64_t *out)
+{
+	struct timespec dl;
+	int rv = 0;
+
+	fs__deadline(&dl, wait_ms);
+	pthread_mutex_lock(&fs->slock);
+	while (fs->sbase == 0 && !fs->sstop && rv == 0)
+		rv = pthread_cond_timedwait(&fs->scond, &fs->slock, &dl);
+	if (fs->sbase != 0) {
+		uint32_t c = atomic_fetch_add(&fs->next_session, 1) + 1;
+
+		*out = fs->sbase | (int64_t)(c ? c : 1);
+		rv = 0;
+	} else {
+		rv = fs->sstop ? -ESHUTDOWN : -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&fs->slock);
+	if (rv == -ETIMEDOUT)
+		fs_warn("no session with the cluster after %ld ms: ephemeral create refused",
+			wait_ms);
+	return rv;
+}
+
+static void fs__sess_open_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+			       uint32_t nres)
+{
+	struct fs *fs = arg;
+	int err = fs__outcome(status, res, nres);
+
+	(void)zxid;
+	pthread_mutex_lock(&fs->slock);
+	fs->sopening = 0;
+	if (err == 0) {
+		atomic_store(&fs->next_session, 0);
+		fs->sbase = res[0].stat.ephemeral_owner;
+		fs_info("session epoch %" PRIu64 " open (timeout %d ms)",
+			(uint64_t)ZT_SESSION_EPOCH(fs->sbase), res[0].stat.version);
+	} else if (err != -ESHUTDOWN) {
+		fs_warn("opening a session epoch failed: %s (retrying)", strerror(-err));
+	}
+	pthread_cond_broadcast(&fs->scond);
+	pthread_mutex_unlock(&fs->slock);
+}
+
+/* Is epoch BASE of this node still the open one in the applied tree? A read error says yes
+ * (only the log expires sessions). */
+static int fs__sess_alive(struct fs *fs, int64_t base)
+{
+	struct zt_session z;
+	struct st_rtxn *r;
+	int rv = st_rbegin(fs->env, &r);
+
+	if (rv != 0)
+		return 1;
+	rv = zt_session_get(r, fs->node_id, &z);
+	st_rend(r);
+	if (rv != 0 && rv != -ENOENT)
+		return 1;
+	return rv == 0 && z.epoch == ZT_SESSION_EPOCH(base) && z.state == ZT_SESSION_OPEN;
+}
+
+/* Epoch BASE expired: mark its open files. Called with slock held. */
+static void fs__sess_expired(struct fs *fs, int64_t base)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->hlock);
+	for (struct fs__hlink *l = fs->handles; l; l = l->next) {
+		struct fs__fh *fh = (struct fs__fh *)l;
+
+		if (l->is_dir || fh->type != FS__FH_NODE || fh->session == 0 ||
+		    ((uint64_t)fh->session & ~ZT_SESSION_COUNTER_MASK) != (uint64_t)base)
+			continue;
+		atomic_store(&fh->expired, 1);
+		n++;
+	}
+	pthread_mutex_unlock(&fs->hlock);
+	fs->sexpired++;
+	fs_warn("session epoch %" PRIu64 " of this node expired (cut off from the cluster for longer "
+		"than its timeout): its ephemeral nodes were deleted, %zu open file(s) now fail "
+		"with EKEYEXPIRED; opening a new epoch",
+		(uint64_t)ZT_SESSION_EPOCH(base), n);
+}
+
+/* The session thread: keeps an epoch open (see above). */
+static void *fs__sess_main(void *arg)
+{
+	struct fs *fs = arg;
+	uint32_t t = fs->cfg.session_timeout_ms;
+	long period = t / 4 < 250 ? (long)(t / 4) : 250;
+	struct timespec dl;
+
+	if (period < 10)
+		period = 10;
+	pthread_mutex_lock(&fs->slock);
+	while (!fs->sstop) {
+		if (fs->sbase != 0 && !fs__sess_alive(fs, fs->sbase)) {
+			fs__sess_expired(fs, fs->sbase);
+			fs->sbase = 0;
+			pthread_cond_broadcast(&fs->scond);
+		}
+		if (fs->sbase == 0 && !fs->sopening) {
+			struct zt_op op = {.type = ZT_OP_SESSION,
+					   .flags = ZT_SESSION_F_OPEN,
+					   .version = (int32_t)t,
+					   .owner = (int64_t)((uint64_t)fs->node_id << 56),
+					   .path = "/"};
+			int rv = rp_submit(fs->rp, &op, 1, fs__sess_open_done, fs);
+
+			if (rv == 0)
+				fs->sopening = 1;
+			else if (rv != -ESHUTDOWN)
+				fs_warn("cannot open a session epoch: %s (retrying)", strerror(-rv));
+		}
+		fs__deadline(&dl, period);
+		pthread_cond_timedwait(&fs->scond, &fs->slock, &dl);
+	}
+	pthread_mutex_unlock(&fs->slock);
+	return NULL;
+}
+
 
 /* ------------------------------------------------------------------ watches */
 
@@ -1869,7 +2039,9 @@ static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	zop.path = c->path;
 	zop.flags = (op == FS__N_MKDIR ? ZT_CREATE_DIR : 0) | c->cflags;
 	if (c->cflags & ZT_CREATE_EPHEMERAL) {
-		c->session = fs__session_new(c->fs);
+		rv = fs__session_new(c->fs, FS__SESSION_WAIT_MS, &c->session);
+		if (rv != 0)
+			goto err;
 		zop.owner = c->session;
 	}
 	rv = fs__n_submit(c, &zop, 1);
@@ -2098,7 +2270,7 @@ static int fs__getattr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *t
 	}
 	if (p.kind == FS__K_STATUS) {
 		char buf[FS__STATUS_CAP];
-		int len = rp_status(fs->rp, buf, sizeof(buf));
+		int len = fs__status_fill(fs, buf, sizeof(buf));
 
 		fs__attr(fs, ino, p.kind, NULL, st);
 		st->st_size = len > 0 ? len : 0;
@@ -2731,6 +2903,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (atomic_load(&fh->expired)) {
+		fuse_reply_err(req, -ZT_ESESSIONEXPIRED);
+		return;
+	}
 	fs__w_submit(req, fh, FS__W_WRITE, off, buf, size);
 }
 
@@ -2766,7 +2942,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pending = fh->type == FS__FH_NODE && fh->trunc_pending;
 		now = !pending && !fh->busy && !fh->wait_head;
 		pthread_mutex_unlock(&fh->lock);
-		if (fh->type == FS__FH_NODE)
+		if (fh->type == FS__FH_NODE && !atomic_load(&fh->expired))
 			session = fh->session;
 		if (fh->type == FS__FH_WATCH)
 			fs__watch_release(fh);
@@ -3271,6 +3447,10 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
+	if (fs->cfg.session_timeout_ms == 0)
+		fs->cfg.session_timeout_ms = 10000;
+	pthread_mutex_init(&fs->slock, NULL);
+	pthread_cond_init(&fs->scond, NULL);
 	pthread_mutex_init(&fs->hlock, NULL);
 	pthread_mutex_init(&fs->xlock, NULL);
 	pthread_mutex_init(&fs->wlock, NULL);
@@ -3298,79 +3478,47 @@ err:
 	return rv;
 }
 
-/* zt_sessions callback: collect owners into a growing array. */
-struct fs__owners {
-	int64_t *v;
-	size_t n, cap;
-	int err;
-};
-
+/* zt_sessions callback: count the owners. */
 static int fs__owner_cb(void *arg, int64_t owner, uint32_t nnodes)
 {
-	struct fs__owners *o = arg;
-
+	(void)owner;
 	(void)nnodes;
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 16;
-		int64_t *v = realloc(o->v, cap * sizeof(*v));
-
-		if (!v) {
-			o->err = -ENOMEM;
-			return 1;
-		}
-		o->v = v;
-		o->cap = cap;
-	}
-	o->v[o->n++] = owner;
+	(*(size_t *)arg)++;
 	return 0;
 }
 
-/* Close the sessions of this node's id that still own nodes (a previous incarnation's: they
- * died with it), and wait until that is committed. 0 or a negative errno. */
-static int fs__sweep_sessions(struct fs *fs)
+/* Start the session thread; when ephemerals of a previous run of this node exist, wait (up to
+ * FS__SESSION_WAIT_MS) until the new epoch deleted them. 0 or a negative errno. */
+static int fs__sess_start(struct fs *fs)
 {
-	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-	struct fs__owners o = {0};
-	struct fs__sctx tmpl = {.lock = &lock, .cond = &cond};
 	uint64_t lo = (uint64_t)fs->node_id << 56;
 	struct st_rtxn *r;
-	int pending = 0, rv;
+	size_t old = 0;
+	int rv = st_rbegin(fs->env, &r);
 
-	tmpl.pending = &pending;
-	rv = st_rbegin(fs->env, &r);
 	if (rv != 0)
 		return rv;
-	rv = zt_sessions(r, lo, lo | 0x00ffffffffffffffULL, fs__owner_cb, &o);
+	rv = zt_sessions(r, lo, lo | 0x00ffffffffffffffULL, fs__owner_cb, &old);
 	st_rend(r);
-	if (rv == 0)
-		rv = o.err;
-	for (size_t i = 0; rv == 0 && i < o.n; i++) {
-		pthread_mutex_lock(&lock);
-		pending++;
-		pthread_mutex_unlock(&lock);
-		rv = fs__session_close(fs, NULL, o.v[i], &tmpl);
-		if (rv != 0) {
-			pthread_mutex_lock(&lock);
-			pending--;
-			pthread_mutex_unlock(&lock);
-		}
+	if (rv != 0)
+		return rv;
+	rv = -pthread_create(&fs->sthread, NULL, fs__sess_main, fs);
+	if (rv != 0)
+		return rv;
+	fs->sstarted = 1;
+	if (old > 0) {
+		int64_t id;
+
+		if (fs__session_new(fs, FS__SESSION_WAIT_MS, &id) == 0)
+			fs_info("%zu session(s) of a previous run of this node closed", old);
 	}
-	pthread_mutex_lock(&lock);
-	while (pending > 0)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
-	if (o.n > 0)
-		fs_info("closed %zu session(s) of a previous run of this node", o.n);
-	free(o.v);
-	return rv;
+	return 0;
 }
 
 int fs_attach(struct fs *fs, struct rp *rp)
 {
 	struct st_rtxn *r;
 	struct zt_node n;
-	struct timespec now;
 	char status[FS__STATUS_CAP];
 	const char *id;
 	int rv;
@@ -3393,10 +3541,7 @@ int fs_attach(struct fs *fs, struct rp *rp)
 		if (v >= 1 && v <= 255)
 			fs->node_id = (uint32_t)v;
 	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	atomic_store(&fs->next_session,
-		     ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) << 16);
-	rv = fs__sweep_sessions(fs);
+	rv = fs__sess_start(fs);
 	if (rv != 0)
 		return rv;
 	rv = fs__it_init(&fs->it, n.stat.czxid);
@@ -3415,6 +3560,18 @@ int fs_session_new(struct fs *fs, struct fuse_args *args, struct fuse_session **
 	atomic_store(&fs->se, se);
 	*out = se;
 	return 0;
+}
+
+void fs_detach(struct fs *fs)
+{
+	if (!fs->sstarted)
+		return;
+	pthread_mutex_lock(&fs->slock);
+	fs->sstop = 1;
+	pthread_cond_broadcast(&fs->scond);
+	pthread_mutex_unlock(&fs->slock);
+	pthread_join(fs->sthread, NULL);
+	fs->sstarted = 0;
 }
 
 void fs_stop(struct fs *fs)
@@ -3453,6 +3610,9 @@ void fs_free(struct fs *fs)
 	}
 	pthread_mutex_destroy(&fs->xlock);
 	pthread_mutex_destroy(&fs->wlock);
+	fs_detach(fs);
+	pthread_mutex_destroy(&fs->slock);
+	pthread_cond_destroy(&fs->scond);
 	free(fs->watches);
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);

@@ -22,7 +22,8 @@
  *   rp_open_local(&rcfg, &rp);
  *   fs_attach(fs, rp);
  *   fs_session_new(fs, &args, &se); fuse_session_mount(se, mnt); ... fuse_session_loop_mt(...);
- *   rp_close(rp); fuse_session_unmount(se); fs_stop(fs); fuse_session_destroy(se); fs_free(fs);
+ *   fs_detach(fs); rp_close(rp); fuse_session_unmount(se); fs_stop(fs); fuse_session_destroy(se);
+ *   fs_free(fs);
  */
 #ifndef QFS_FS_FS_H
 #define QFS_FS_FS_H
@@ -43,6 +44,8 @@ struct fs_config {
 	int read_cache;		/* read-only opens use the page cache (keep_cache): faster repeated
 				   reads, but a read racing a write may see a mix; default off:
 				   each read-only open reads one committed version */
+	uint32_t session_timeout_ms; /* the node session's timeout, negotiated by the caller
+					within its limits; 0: 10000 */
 	uid_t uid;		/* owner shown for every file (the mount's owner) */
 	gid_t gid;
 };
@@ -55,8 +58,15 @@ int fs_new(const struct fs_config *cfg, struct fs **out);
  * the kernel (hands invalidations to fs/'s threads). */
 void fs_on_change(void *arg, const struct zt_change *ch);
 
-/* Use RP (opened with fs_on_change) from now on; reads the root. 0, -ENOMEM, -EIO. */
+/* Use RP (opened with fs_on_change) from now on; reads the root and starts the session thread,
+ * which opens this node's session epoch (fs.c, "sessions"); when ephemerals of a previous run of
+ * this node exist, waits (at most 10 s) until that epoch deleted them. 0, -ENOMEM, -EIO, or a
+ * pthread error. */
 int fs_attach(struct fs *fs, struct rp *rp);
+
+/* Stop the session thread (no rp_submit of FS's own after it returns). Before rp_close; fs_free
+ * calls it too. Idempotent. */
+void fs_detach(struct fs *fs);
 
 /* A FUSE session (libfuse options from ARGS: -o fsname=..., allow_other, -d) whose requests FS
  * serves. The caller mounts, runs and destroys it. 0 or -EINVAL (bad options, logged). */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -60,6 +61,16 @@ int qc_getopt(struct qc_opts *o, int c, const char *arg)
 		return qc__u32("--session-timeout", arg, 1, 3600000, &o->session_timeout_ms) == 0
 			   ? 1
 			   : -1;
+	case QC_OPT_MIN_SESSION_TIMEOUT:
+		return qc__u32("--min-session-timeout", arg, 1, 3600000,
+			       &o->min_session_timeout_ms) == 0
+			   ? 1
+			   : -1;
+	case QC_OPT_MAX_SESSION_TIMEOUT:
+		return qc__u32("--max-session-timeout", arg, 1, 3600000,
+			       &o->max_session_timeout_ms) == 0
+			   ? 1
+			   : -1;
 	case QC_OPT_WRITE_TIMEOUT:
 		return qc__u32("--write-timeout", arg, 1, 3600000, &o->write_timeout_ms) == 0 ? 1
 											      : -1;
@@ -94,12 +105,16 @@ void qc_usage(FILE *f)
 	    "  --config FILE         settings in zoo.cfg style (id=, server.N=HOST:PORT, "
 	    "dataDir=,\n"
 	    "                        secretFile=, tickTime=, electionTicks=, sessionTimeout=,\n"
+	    "                        minSessionTimeout=, maxSessionTimeout=,\n"
 	    "                        writeTimeout=, snapCount=, snapKeep=, clusterId=, join=);\n"
 	    "                        the command line wins\n"
 	    "  --tick MS             leader heartbeat (default 50)\n"
 	    "  --election-ticks N    election timeout in ticks, randomised up to twice (10)\n"
 	    "  --write-timeout MS    a write not applied by then fails with ETIMEDOUT (10000)\n"
-	    "  --session-timeout MS  session timeout (10000)\n"
+	    "  --session-timeout MS  session timeout asked for (10000), negotiated within:\n"
+	    "  --min-session-timeout MS  (default 2 ticks) and\n"
+	    "  --max-session-timeout MS  (default 20 ticks): a node cut off from the leader for\n"
+	    "                        longer loses its ephemeral nodes\n"
 	    "  --snapshot-interval N applied operations between snapshots (10000)\n"
 	    "  --snapshot-keep N     log entries kept below a snapshot (1000)\n"
 	    "  --cluster-id HEX      32 hex digits (default: stored, or chosen at first start)\n"
@@ -191,6 +206,10 @@ static int qc__file_kv(struct qc_opts *f, const char *cfg, int line, char *key, 
 		return qc__u32(what, val, 2, 1000, &f->election_ticks);
 	if (strcmp(key, "sessionTimeout") == 0)
 		return qc__u32(what, val, 1, 3600000, &f->session_timeout_ms);
+	if (strcmp(key, "minSessionTimeout") == 0)
+		return qc__u32(what, val, 1, 3600000, &f->min_session_timeout_ms);
+	if (strcmp(key, "maxSessionTimeout") == 0)
+		return qc__u32(what, val, 1, 3600000, &f->max_session_timeout_ms);
 	if (strcmp(key, "writeTimeout") == 0)
 		return qc__u32(what, val, 1, 3600000, &f->write_timeout_ms);
 	if (strcmp(key, "snapCount") == 0)
@@ -265,6 +284,8 @@ int qc_finish(struct qc_opts *o)
 	QC__MERGE(tick_ms);
 	QC__MERGE(election_ticks);
 	QC__MERGE(session_timeout_ms);
+	QC__MERGE(min_session_timeout_ms);
+	QC__MERGE(max_session_timeout_ms);
 	QC__MERGE(write_timeout_ms);
 	QC__MERGE(snapshot_every);
 	QC__MERGE(snapshot_keep);
@@ -272,13 +293,34 @@ int qc_finish(struct qc_opts *o)
 #undef QC__MERGE
 	/* A forgotten --peers must not silently start a single node with these settings ignored. */
 	if (!o->peers && (o->id || o->secret_file || o->cluster_id || o->join > 0 || o->tick_ms ||
-			  o->election_ticks || o->session_timeout_ms || o->write_timeout_ms ||
+			  o->election_ticks || o->session_timeout_ms || o->min_session_timeout_ms ||
+			  o->max_session_timeout_ms || o->write_timeout_ms ||
 			  o->snapshot_every || o->snapshot_keep)) {
 		fprintf(stderr,
 			"quorumfs: cluster settings (--id, --secret-file, timing, snapshots, "
 			"--join) need --peers or server.N lines in the config file\n");
 		return -1;
 	}
+	return 0;
+}
+
+int qc_session_timeout(const struct qc_opts *o, uint32_t *out)
+{
+	uint64_t tick = o->tick_ms ? o->tick_ms : 50;
+	uint64_t lo = o->min_session_timeout_ms ? o->min_session_timeout_ms : 2 * tick;
+	uint64_t hi = o->max_session_timeout_ms ? o->max_session_timeout_ms : 20 * tick;
+	uint64_t t = o->session_timeout_ms ? o->session_timeout_ms : 10000;
+
+	if (lo > hi) {
+		fprintf(stderr,
+			"quorumfs: the minimum session timeout (%" PRIu64 " ms) is above the maximum "
+			"(%" PRIu64 " ms)\n",
+			lo, hi);
+		return -1;
+	}
+	if (hi > 3600000)
+		hi = 3600000;
+	*out = (uint32_t)(t < lo ? lo : t > hi ? hi : t);
 	return 0;
 }
 

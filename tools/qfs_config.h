@@ -14,7 +14,9 @@
  *   secretFile=FILE          the shared secret                 (--secret-file)
  *   tickTime=MS              leader heartbeat (default 50)     (--tick)
  *   electionTicks=N          election timeout in ticks (10)    (--election-ticks)
- *   sessionTimeout=MS        session timeout (10000)           (--session-timeout)
+ *   sessionTimeout=MS        session timeout asked for (10000) (--session-timeout)
+ *   minSessionTimeout=MS     its lower limit (2 ticks)         (--min-session-timeout)
+ *   maxSessionTimeout=MS     its upper limit (20 ticks)        (--max-session-timeout)
  *   writeTimeout=MS          a write not applied by then fails with ETIMEDOUT (10000)
  *                                                              (--write-timeout)
  *   snapCount=N              applied slots between snapshots (10000) (--snapshot-interval)
@@ -52,6 +54,8 @@ enum {
 	QC_OPT_SNAPSHOT_KEEP,
 	QC_OPT_CLUSTER_ID,
 	QC_OPT_JOIN,
+	QC_OPT_MIN_SESSION_TIMEOUT,
+	QC_OPT_MAX_SESSION_TIMEOUT,
 };
 
 #define QC_LONG_OPTIONS                                                                            \
@@ -62,6 +66,8 @@ enum {
 	    {"tick", required_argument, NULL, QC_OPT_TICK},                                        \
 	    {"election-ticks", required_argument, NULL, QC_OPT_ELECTION_TICKS},                    \
 	    {"session-timeout", required_argument, NULL, QC_OPT_SESSION_TIMEOUT},                  \
+	    {"min-session-timeout", required_argument, NULL, QC_OPT_MIN_SESSION_TIMEOUT},          \
+	    {"max-session-timeout", required_argument, NULL, QC_OPT_MAX_SESSION_TIMEOUT},          \
 	    {"write-timeout", required_argument, NULL, QC_OPT_WRITE_TIMEOUT},                      \
 	    {"snapshot-interval", required_argument, NULL, QC_OPT_SNAPSHOT_INTERVAL},              \
 	    {"snapshot-keep", required_argument, NULL, QC_OPT_SNAPSHOT_KEEP},                      \
@@ -81,6 +87,8 @@ struct qc_opts {
 	uint32_t tick_ms;
 	uint32_t election_ticks;
 	uint32_t session_timeout_ms;
+	uint32_t min_session_timeout_ms;
+	uint32_t max_session_timeout_ms;
 	uint32_t write_timeout_ms;
 	uint32_t snapshot_every;
 	uint32_t snapshot_keep;
@@ -97,6 +105,10 @@ void qc_usage(FILE *f);
 /* After the command line: read --config (if any) for what the command line did not give.
  * 0 or -1 (printed; also when cluster settings are given without any peers). */
 int qc_finish(struct qc_opts *o);
+
+/* The negotiated session timeout (ZooKeeper's rule): the one asked for (default 10000 ms) within
+ * [min, max] (defaults 2 and 20 ticks of tick_ms, default 50). 0 or -1 (printed: min > max). */
+int qc_session_timeout(const struct qc_opts *o, uint32_t *out);
 
 /* Cluster mode: peers were given. */
 int qc_is_cluster(const struct qc_opts *o);

@@ -269,15 +269,19 @@ int main(int argc, char **argv)
 	struct rp_cluster_config cl = {0};
 	sigset_t sigs, old;
 	int ready_fd = -1, mounted = 0, rv, status = 1;
+	uint32_t session_timeout = 0;
 
 	rv = parse_options(argc, argv, &o);
 	if (rv != 0)
 		return rv > 0 ? 0 : 2;
 	fs_log_init(o.log_level, 0);
+	if (qc_session_timeout(&o.cl, &session_timeout) != 0)
+		return 2;
 	if (qc_is_cluster(&o.cl)) {
 		if (qc_build(&o.cl, &cl) != 0)
 			return 2;
 		cl.on_log = qc_on_log;
+		cl.session_timeout_ms = session_timeout;
 	}
 
 	if (mkdir(o.data_dir, 0700) != 0 && errno != EEXIST) {
@@ -328,6 +332,7 @@ int main(int argc, char **argv)
 		struct fs_config fcfg = {.cache_timeout = o.cache_timeout,
 					 .mountpoint = mnt,
 					 .read_cache = o.read_cache,
+					 .session_timeout_ms = session_timeout,
 					 .uid = getuid(),
 					 .gid = getgid()};
 
@@ -438,6 +443,8 @@ out:
 	 * is acknowledged, the rest fails with EIO. Then unmount (which aborts whatever the
 	 * kernel still waits for), and only then stop the invalidation threads, which may wait
 	 * in the kernel for a lock that an unanswered request holds. */
+	if (fs)
+		fs_detach(fs);
 	if (rp)
 		rp_close(rp);
 	if (mounted)
