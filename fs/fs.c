@@ -19,6 +19,7 @@
 
 #include "fs/itable.h"
 #include "fs/log.h"
+#include "fs/parse.h"
 #include "fs/queue.h"
 
 #define FS__PATH_CAP   (ZT_PATH_MAX + 8)
@@ -931,8 +932,9 @@ struct fs__fh {
 	struct fs__watch *watch; /* immutable: FS__FH_WATCH's watch (owned) */
 	size_t rpos;	 /* protected by lock: FS__FH_MULTI's read position in buf (the descriptor's
 			  own offset moved past the request written) */
-	int64_t session; /* immutable after create: the session owning the ephemeral node
-			    this open file created (0: none); closed at release */
+	_Atomic int64_t session; /* the session owning the ephemeral node this open file
+				    created (0: none), or (.zk/multi) the session of its ephemeral
+				    creates, made by the first; closed at release */
 	atomic_int expired; /* its session's epoch expired: writes fail with EKEYEXPIRED and the
 			       release closes nothing */
 	pid_t opener;	 /* immutable: thread group that opened it */
@@ -1061,8 +1063,13 @@ static void fs__sess_expired(struct fs *fs, int64_t base)
 	for (struct fs__hlink *l = fs->handles; l; l = l->next) {
 		struct fs__fh *fh = (struct fs__fh *)l;
 
-		if (l->is_dir || fh->type != FS__FH_NODE || fh->session == 0 ||
-		    ((uint64_t)fh->session & ~ZT_SESSION_COUNTER_MASK) != (uint64_t)base)
+		int64_t session;
+
+		if (l->is_dir || (fh->type != FS__FH_NODE && fh->type != FS__FH_MULTI))
+			continue;
+		session = atomic_load(&fh->session);
+		if (session == 0 ||
+		    ((uint64_t)session & ~ZT_SESSION_COUNTER_MASK) != (uint64_t)base)
 			continue;
 		atomic_store(&fh->expired, 1);
 		n++;
@@ -1391,11 +1398,15 @@ static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 /*
  * .zk/multi: each write(2) is one transaction (ZooKeeper's multi: all or nothing), one op a line:
- *   create [-d] [-s] PATH [DATA]     (-d: a directory node, -s: sequential)
- *   set [-v VERSION] PATH [DATA]
+ *   create [-d] [-s] [-e] [-x] PATH [DATA]  (-d: a directory node, -s: sequential, -e: ephemeral)
+ *   set [-v VERSION] [-x] PATH [DATA]
  *   delete [-v VERSION] PATH
  *   check -v VERSION PATH
- * DATA is the rest of the line after one space (no newline in it). The write returns once the
+ * DATA is the rest of the line after one space (no newline in it); with -x it is escaped: \n, \t,
+ * \r, \\, \0 and \xHH stand for those bytes (any other backslash: EINVAL), so data may hold
+ * newlines and NULs. An ephemeral create is owned by the session of this open .zk/multi file (one
+ * per descriptor, made at its first ephemeral create): its nodes live until it is closed for the
+ * last time, or until this node's session epoch expires (fs__sess_expired). The write returns once the
  * transaction is committed, or fails with the errno of the first failing op (nothing applied);
  * a malformed request fails with EINVAL. Reading the descriptor then returns one line per op:
  * "ok OP PATH VERSION" (the path created, the version after it) or "error ERRNO OP PATH"
@@ -1418,55 +1429,6 @@ static const char *fs__mop_name(unsigned t)
 	       : t == ZT_OP_DELETE ? "delete"
 	       : t == ZT_OP_SET	   ? "set"
 				   : "check";
-}
-
-/* Parse one line into OP (pointing into LINE, modified). 0 or -EINVAL. */
-static int fs__multi_parse(char *line, struct zt_op *op)
-{
-	char *save = NULL, *w = strtok_r(line, " ", &save), *path = NULL, *rest;
-
-	memset(op, 0, sizeof(*op));
-	op->version = -1;
-	if (!w)
-		return -EINVAL;
-	if (strcmp(w, "create") == 0)
-		op->type = ZT_OP_CREATE;
-	else if (strcmp(w, "set") == 0)
-		op->type = ZT_OP_SET;
-	else if (strcmp(w, "delete") == 0)
-		op->type = ZT_OP_DELETE;
-	else if (strcmp(w, "check") == 0)
-		op->type = ZT_OP_CHECK;
-	else
-		return -EINVAL;
-	while ((w = strtok_r(NULL, " ", &save)) != NULL) {
-		if (op->type == ZT_OP_CREATE && strcmp(w, "-d") == 0) {
-			op->flags |= ZT_CREATE_DIR;
-		} else if (op->type == ZT_OP_CREATE && strcmp(w, "-s") == 0) {
-			op->flags |= ZT_CREATE_SEQUENTIAL;
-		} else if (op->type != ZT_OP_CREATE && strcmp(w, "-v") == 0) {
-			char *v = strtok_r(NULL, " ", &save), *end;
-			long long x = v ? strtoll(v, &end, 10) : -2;
-
-			if (!v || *end || x < 0 || x > INT32_MAX)
-				return -EINVAL;
-			op->version = (int32_t)x;
-		} else {
-			path = w;
-			break;
-		}
-	}
-	if (!path || (op->type == ZT_OP_CHECK && op->version < 0))
-		return -EINVAL;
-	op->path = path;
-	rest = save && *save ? save : NULL;
-	if (rest && (op->type == ZT_OP_CREATE || op->type == ZT_OP_SET)) {
-		op->data = rest;
-		op->len = (uint32_t)strlen(rest);
-	} else if (rest) {
-		return -EINVAL;
-	}
-	return 0;
 }
 
 static void fs__multi_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
@@ -1508,12 +1470,37 @@ static void fs__multi_done(void *arg, int status, uint64_t zxid, const struct zt
 	free(m);
 }
 
+/* The session of the .zk/multi descriptor FH (made at its first ephemeral create) into *OUT.
+ * 0, -ETIMEDOUT (no session epoch open in time), -EKEYEXPIRED (its epoch expired). */
+static int fs__multi_session(struct fs__fh *fh, int64_t *out)
+{
+	int rv = 0;
+
+	int64_t id = 0;
+
+	if (atomic_load(&fh->expired))
+		return ZT_ESESSIONEXPIRED;
+	int64_t zero = 0;
+
+	*out = atomic_load(&fh->session);
+	if (*out != 0)
+		return 0;
+	rv = fs__session_new(fh->link.fs, FS__SESSION_WAIT_MS, &id);
+	if (rv != 0)
+		return rv;
+	/* a concurrent write may have made one first: then ID is never used */
+	atomic_compare_exchange_strong(&fh->session, &zero, id);
+	*out = atomic_load(&fh->session);
+	return 0;
+}
+
 static void fs__multi_write(fuse_req_t req, struct fs__fh *fh, const char *buf, size_t size)
 {
 	struct fs__mctx *m = calloc(1, sizeof(*m));
 	struct zt_op *ops = calloc(FS__MULTI_MAX, sizeof(*ops));
 	char *copy = malloc(size + 1), *save = NULL, *line;
 	size_t plen = 0;
+	int64_t session = 0;
 	int rv = 0;
 
 	if (!m || !ops || !copy) {
@@ -1532,6 +1519,14 @@ static void fs__multi_write(fuse_req_t req, struct fs__fh *fh, const char *buf, 
 		rv = fs__multi_parse(line, &ops[m->n]);
 		if (rv != 0)
 			goto err;
+		if (ops[m->n].flags & ZT_CREATE_EPHEMERAL) {
+			if (session == 0) {
+				rv = fs__multi_session(fh, &session);
+				if (rv != 0)
+					goto err;
+			}
+			ops[m->n].owner = session;
+		}
 		m->types[m->n] = (unsigned char)ops[m->n].type;
 		plen += strlen(ops[m->n].path) + 1;
 		m->n++;
@@ -1948,7 +1943,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 			fuse_reply_err(c->req, -err);
 		} else if (c->op == FS__N_CREATE) {
 			c->fh->in = in;
-			c->fh->session = c->session;
+			atomic_store(&c->fh->session, c->session);
 			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
 			c->fi.direct_io = 1; /* as in fs_open */
 			c->fi.keep_cache = 1;
@@ -2942,8 +2937,9 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pending = fh->type == FS__FH_NODE && fh->trunc_pending;
 		now = !pending && !fh->busy && !fh->wait_head;
 		pthread_mutex_unlock(&fh->lock);
-		if (fh->type == FS__FH_NODE && !atomic_load(&fh->expired))
-			session = fh->session;
+		if ((fh->type == FS__FH_NODE || fh->type == FS__FH_MULTI) &&
+		    !atomic_load(&fh->expired))
+			session = atomic_load(&fh->session);
 		if (fh->type == FS__FH_WATCH)
 			fs__watch_release(fh);
 		if (now && fh->type == FS__FH_SNAP)
@@ -3337,23 +3333,6 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 #define FS__XATTR_EXPECT FS__XATTR_PREFIX "expect_version"
 
 /* Parse a decimal int32 of SIZE bytes (no NUL needed) into *OUT. 0 or -EINVAL. */
-static int fs__parse_i32(const char *value, size_t size, int32_t *out)
-{
-	char buf[16], *end;
-	long long v;
-
-	if (size == 0 || size >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, value, size);
-	buf[size] = '\0';
-	errno = 0;
-	v = strtoll(buf, &end, 10);
-	if (errno != 0 || *end != '\0' || v < -1 || v > INT32_MAX)
-		return -EINVAL;
-	*out = (int32_t)v;
-	return 0;
-}
-
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {

@@ -13,7 +13,10 @@
  * transaction, a read its results), the creation modes sequential/, ephemeral/ and
  * ephemeral-sequential/ (they mirror the directory nodes; a file created there is a new node, and
  * an ephemeral one lives until the open file that created it is released: a session, closed
- * through rp_submit with ZT_DELETE_SESSION), and the watch files watch/ and watch-children/ (one-shot
+ * through rp_submit with ZT_DELETE_SESSION; or until this node's session epoch expires: the
+ * leader decides it when it has not heard from the node for the negotiated timeout, zt.h
+ * ZT_OP_SESSION, consensus/io_sess.c; the open files of an expired epoch then fail writes with
+ * EKEYEXPIRED), and the watch files watch/ and watch-children/ (one-shot
  * events as blocking reads, fired from fs_on_change). user.zk.expect_version (setxattr) makes the
  * caller's next write or unlink of a node conditional (mismatch: ESTALE).
  *

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -581,6 +582,64 @@ static int predecessor(const char *dir, const char *prefix, long long mine, char
 }
 
 /*
+ * elect, while CMD (process CHILD) runs: wait, without polling, for whichever comes first: CHILD
+ * exits (a pidfd), or our candidate node ROOT MADE is deleted (its watch file *WFD fires with
+ * NodeDeleted; another event re-arms the watch, then checks the node still exists, so a deletion
+ * between two watches is not missed). Returns -1 when CHILD exited (not reaped: the caller does),
+ * 3 when leadership was lost (CHILD stopped with SIGTERM and reaped).
+ */
+static int recipe_watch_leader(pid_t child, const char *root, const char *made, int *wfd)
+{
+	char file[2 * PATH_MAX + 32], ev[PATH_MAX + 64];
+	int pfd = (int)syscall(SYS_pidfd_open, child, 0), status;
+
+	if (pfd < 0) {
+		fprintf(stderr, "quorumctl: pidfd_open: %s\n", strerror(errno));
+		return -1; /* the caller still waits for CHILD; leadership is then not watched */
+	}
+	snprintf(file, sizeof(file), "%s%s", root, made);
+	if (access(file, F_OK) != 0) {
+		/* deleted before its watch was opened */
+		ev[0] = '\0';
+		goto lost;
+	}
+	for (;;) {
+		struct pollfd p[2] = {{.fd = pfd, .events = POLLIN}, {.fd = *wfd, .events = POLLIN}};
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents)
+			break;
+		if (!p[1].revents)
+			continue;
+		while ((n = read(*wfd, ev, sizeof(ev) - 1)) < 0 && errno == EINTR)
+			;
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		ev[n > 0 ? n : 0] = '\0';
+		close(*wfd);
+		snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
+		*wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		snprintf(file, sizeof(file), "%s%s", root, made);
+		if (*wfd < 0 || strncmp(ev, "NodeDeleted", 11) == 0 || access(file, F_OK) != 0)
+			goto lost;
+	}
+	close(pfd);
+	return -1;
+lost:
+	fprintf(stderr, "quorumctl: %s: leadership lost\n", made);
+	kill(child, SIGTERM);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	close(pfd);
+	return 3;
+}
+
+/*
  * lock and elect: create ROOT/.zk/ephemeral-sequential/REL/PREFIX (held open: our session), then
  * wait until no child with a lower sequence is left, watching only the one just before ours.
  * ELECT: while CMD runs, also watch our own node (deleted: leadership lost).
@@ -667,35 +726,14 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 		fprintf(stderr, "quorumctl: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
 	}
-	rv = -1;
+	rv = elect ? recipe_watch_leader(child, root, made, &wfd) : -1;
 	while (rv < 0) {
-		pid_t w = waitpid(child, &status, wfd >= 0 ? WNOHANG : 0);
+		pid_t w = waitpid(child, &status, 0);
 
-		if (w == child) {
+		if (w == child)
 			rv = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		} else if (w < 0 && errno != EINTR) {
+		else if (w < 0 && errno != EINTR)
 			rv = 1;
-		} else if (wfd >= 0) {
-			struct pollfd pfd = {.fd = wfd, .events = POLLIN};
-			int fired = poll(&pfd, 1, 100) > 0;
-
-			/* Our candidate node changed (the watch fired), or it is gone (checked
-			 * every round as well: also covers a deletion before the watch was opened).
-			 */
-			snprintf(file, sizeof(file), "%s%s", root, made);
-			if (fired || access(file, F_OK) != 0) {
-				if (access(file, F_OK) != 0) {
-					fprintf(stderr, "quorumctl: %s: leadership lost\n", made);
-					kill(child, SIGTERM);
-					waitpid(child, &status, 0);
-					rv = 3;
-				} else {
-					close(wfd);
-					snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
-					wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-				}
-			}
-		}
 	}
 	if (wfd >= 0)
 		close(wfd);

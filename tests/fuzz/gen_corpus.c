@@ -198,6 +198,26 @@ static void histories(void)
 	put("history", 4, hand, sizeof hand - 1);
 }
 
+/* fs_ctl: the first byte picks the parser (0 multi, 1 unescape, 2 version). */
+static void fs_ctls(void)
+{
+	static const char *const in[] = {
+	    "\0create -d /app\ncreate /app/a hello world\ncreate -s /app/job- x\nset /app/a bye\n"
+	    "check -v 1 /app/a\n",
+	    "\0create -e -s /locks/lock- 123\ndelete -v 3 /x\n# comment\n\n",
+	    "\0create -x /esc a\\nb\\\\c\\x41\\0z\nset -v 0 -x /esc one\\ttwo\n",
+	    "\1a\\nb\\tc\\rd\\0e\\\\f\\x7Fg",
+	    "\1plain",
+	    "\2" "17",
+	    "\2-1",
+	    "\2" "2147483647",
+	};
+	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+		size_t len = 1 + strlen(in[i] + 1);
+		put("fs_ctl", (int)i, in[i], len);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -211,5 +231,6 @@ int main(int argc, char **argv)
 	zt_txns();
 	zt_paths();
 	histories();
+	fs_ctls();
 	return 0;
 }
