@@ -64,8 +64,8 @@ void rpx__sess_check(struct rpx *x)
 	x->sess.next_check = now + x->cl.tick_ms;
 	for (uint32_t p = 0; p < x->n; p++) {
 		struct zt_session z;
-		uint64_t quiet = now - (x->sess.heard[p] > x->sess.since ? x->sess.heard[p]
-									  : x->sess.since);
+		uint64_t quiet =
+		    now - (x->sess.heard[p] > x->sess.since ? x->sess.heard[p] : x->sess.since);
 		int64_t base;
 
 		if (p == x->self)

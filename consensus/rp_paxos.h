@@ -178,11 +178,11 @@ struct rpx {
 	uint8_t cluster_id[RP_CLUSTER_LEN];
 	int cut[RP_MAX_PEERS]; /* rp_test_cut: frames to and from that node are lost; atomic */
 	struct {
-		int leading;			/* the core was leader at the last check */
-		uint64_t since;			/* uv_now() when this leadership's count began */
+		int leading;			 /* the core was leader at the last check */
+		uint64_t since;			 /* uv_now() when this leadership's count began */
 		uint64_t last_check, next_check; /* uv_now() */
-		uint64_t heard[RP_MAX_PEERS];	/* uv_now() of each peer's last frame */
-		int64_t sent[RP_MAX_PEERS];	/* the epoch (session id base) last expired */
+		uint64_t heard[RP_MAX_PEERS];	 /* uv_now() of each peer's last frame */
+		int64_t sent[RP_MAX_PEERS];	 /* the epoch (session id base) last expired */
 		uint64_t sent_at[RP_MAX_PEERS];
 	} sess; /* loop thread only (io_sess.c) */
 

@@ -377,10 +377,10 @@ static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 	base = fs->sbase;
 	expired = fs->sexpired;
 	pthread_mutex_unlock(&fs->slock);
-	m = snprintf((size_t)n < cap ? buf + n : NULL, (size_t)n < cap ? cap - (size_t)n : 0,
-		     "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64
-		     "\n",
-		     base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired);
+	m = snprintf(
+	    (size_t)n < cap ? buf + n : NULL, (size_t)n < cap ? cap - (size_t)n : 0,
+	    "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64 "\n",
+	    base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired);
 	return m < 0 ? m : n + m;
 }
 
@@ -930,14 +930,14 @@ struct fs__fh {
 	struct fs__inode *in;	 /* immutable; alive while the file is open */
 	int append;		 /* immutable: O_APPEND */
 	struct fs__watch *watch; /* immutable: FS__FH_WATCH's watch (owned) */
-	size_t rpos;	 /* protected by lock: FS__FH_MULTI's read position in buf (the descriptor's
-			  own offset moved past the request written) */
+	size_t rpos; /* protected by lock: FS__FH_MULTI's read position in buf (the descriptor's
+		      own offset moved past the request written) */
 	_Atomic int64_t session; /* the session owning the ephemeral node this open file
 				    created (0: none), or (.zk/multi) the session of its ephemeral
 				    creates, made by the first; closed at release */
 	atomic_int expired; /* its session's epoch expired: writes fail with EKEYEXPIRED and the
 			       release closes nothing */
-	pid_t opener;	 /* immutable: thread group that opened it */
+	pid_t opener;	    /* immutable: thread group that opened it */
 	pthread_mutex_t lock;
 	char *buf;	   /* protected by lock: the descriptor's content (or the status text) */
 	size_t len;	   /* protected by lock */
@@ -1076,7 +1076,8 @@ static void fs__sess_expired(struct fs *fs, int64_t base)
 	}
 	pthread_mutex_unlock(&fs->hlock);
 	fs->sexpired++;
-	fs_warn("session epoch %" PRIu64 " of this node expired (cut off from the cluster for longer "
+	fs_warn("session epoch %" PRIu64
+		" of this node expired (cut off from the cluster for longer "
 		"than its timeout): its ephemeral nodes were deleted, %zu open file(s) now fail "
 		"with EKEYEXPIRED; opening a new epoch",
 		(uint64_t)ZT_SESSION_EPOCH(base), n);
@@ -1110,7 +1111,8 @@ static void *fs__sess_main(void *arg)
 			if (rv == 0)
 				fs->sopening = 1;
 			else if (rv != -ESHUTDOWN)
-				fs_warn("cannot open a session epoch: %s (retrying)", strerror(-rv));
+				fs_warn("cannot open a session epoch: %s (retrying)",
+					strerror(-rv));
 		}
 		fs__deadline(&dl, period);
 		pthread_cond_timedwait(&fs->scond, &fs->slock, &dl);
@@ -1118,7 +1120,6 @@ static void *fs__sess_main(void *arg)
 	pthread_mutex_unlock(&fs->slock);
 	return NULL;
 }
-
 
 /* ------------------------------------------------------------------ watches */
 
@@ -1406,8 +1407,8 @@ static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
  * \r, \\, \0 and \xHH stand for those bytes (any other backslash: EINVAL), so data may hold
  * newlines and NULs. An ephemeral create is owned by the session of this open .zk/multi file (one
  * per descriptor, made at its first ephemeral create): its nodes live until it is closed for the
- * last time, or until this node's session epoch expires (fs__sess_expired). The write returns once the
- * transaction is committed, or fails with the errno of the first failing op (nothing applied);
+ * last time, or until this node's session epoch expires (fs__sess_expired). The write returns once
+ * the transaction is committed, or fails with the errno of the first failing op (nothing applied);
  * a malformed request fails with EINVAL. Reading the descriptor then returns one line per op:
  * "ok OP PATH VERSION" (the path created, the version after it) or "error ERRNO OP PATH"
  * ("-" for ops rolled back because another failed).

@@ -53,7 +53,7 @@ int fs__unescape(char *s, uint32_t *len)
 
 			for (int i = 1; i <= 2; i++) {
 				char c = r[i];
-				int d = c >= '0' && c <= '9'	 ? c - '0'
+				int d = c >= '0' && c <= '9'   ? c - '0'
 					: c >= 'a' && c <= 'f' ? c - 'a' + 10
 					: c >= 'A' && c <= 'F' ? c - 'A' + 10
 							       : -1;
@@ -130,4 +130,3 @@ int fs__multi_parse(char *line, struct zt_op *op)
 	}
 	return 0;
 }
-

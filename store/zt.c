@@ -773,8 +773,8 @@ static int zt__owner_check(struct zt__ctx *c, int64_t owner, struct zt_result *r
 	if (node == 0)
 		return 0; /* not tied to a node session (zt.h) */
 	rc = zt__sess_get(c->txn, c->env->tree, node, &s);
-	if (rc == -ENOENT || (rc == 0 && (s.epoch != ZT_SESSION_EPOCH(owner) ||
-					  s.state != ZT_SESSION_OPEN))) {
+	if (rc == -ENOENT ||
+	    (rc == 0 && (s.epoch != ZT_SESSION_EPOCH(owner) || s.state != ZT_SESSION_OPEN))) {
 		res->err = ZT_ESESSIONEXPIRED;
 		return 1;
 	}
@@ -804,7 +804,8 @@ static int zt__op_session(struct zt__ctx *c, const struct zt_op *op, struct zt_r
 		s.state = ZT_SESSION_OPEN;
 		/* Every ephemeral of the node's earlier epochs (also those before sessions, or of a
 		 * wrapped epoch) dies here. */
-		rc = zt__delete_owners(c, (uint64_t)node << 56, ((uint64_t)node << 56) | ~((uint64_t)0xff << 56));
+		rc = zt__delete_owners(c, (uint64_t)node << 56,
+				       ((uint64_t)node << 56) | ~((uint64_t)0xff << 56));
 		if (rc == 0)
 			rc = zt__sess_put(c, &s);
 		if (rc)

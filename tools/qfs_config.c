@@ -294,8 +294,8 @@ int qc_finish(struct qc_opts *o)
 	/* A forgotten --peers must not silently start a single node with these settings ignored. */
 	if (!o->peers && (o->id || o->secret_file || o->cluster_id || o->join > 0 || o->tick_ms ||
 			  o->election_ticks || o->session_timeout_ms || o->min_session_timeout_ms ||
-			  o->max_session_timeout_ms || o->write_timeout_ms ||
-			  o->snapshot_every || o->snapshot_keep)) {
+			  o->max_session_timeout_ms || o->write_timeout_ms || o->snapshot_every ||
+			  o->snapshot_keep)) {
 		fprintf(stderr,
 			"quorumfs: cluster settings (--id, --secret-file, timing, snapshots, "
 			"--join) need --peers or server.N lines in the config file\n");
@@ -313,7 +313,8 @@ int qc_session_timeout(const struct qc_opts *o, uint32_t *out)
 
 	if (lo > hi) {
 		fprintf(stderr,
-			"quorumfs: the minimum session timeout (%" PRIu64 " ms) is above the maximum "
+			"quorumfs: the minimum session timeout (%" PRIu64
+			" ms) is above the maximum "
 			"(%" PRIu64 " ms)\n",
 			lo, hi);
 		return -1;

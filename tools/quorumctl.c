@@ -604,7 +604,8 @@ static int recipe_watch_leader(pid_t child, const char *root, const char *made, 
 		goto lost;
 	}
 	for (;;) {
-		struct pollfd p[2] = {{.fd = pfd, .events = POLLIN}, {.fd = *wfd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = pfd, .events = POLLIN},
+				      {.fd = *wfd, .events = POLLIN}};
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0) {

@@ -31,8 +31,8 @@ static void multi(char *s, size_t size)
 			abort();
 		if (rc != 0)
 			continue;
-		if (op.type < ZT_OP_CREATE || op.type > ZT_OP_CHECK || !op.path ||
-		    op.path < line || op.path >= lend)
+		if (op.type < ZT_OP_CREATE || op.type > ZT_OP_CHECK || !op.path || op.path < line ||
+		    op.path >= lend)
 			abort();
 		if (op.flags & ~(ZT_CREATE_DIR | ZT_CREATE_SEQUENTIAL | ZT_CREATE_EPHEMERAL))
 			abort();

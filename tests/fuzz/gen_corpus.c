@@ -208,9 +208,11 @@ static void fs_ctls(void)
 	    "\0create -x /esc a\\nb\\\\c\\x41\\0z\nset -v 0 -x /esc one\\ttwo\n",
 	    "\1a\\nb\\tc\\rd\\0e\\\\f\\x7Fg",
 	    "\1plain",
-	    "\2" "17",
+	    "\2"
+	    "17",
 	    "\2-1",
-	    "\2" "2147483647",
+	    "\2"
+	    "2147483647",
 	};
 	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
 		size_t len = 1 + strlen(in[i] + 1);

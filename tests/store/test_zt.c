@@ -933,7 +933,8 @@ static int session_op(uint32_t flags, int64_t owner, int32_t timeout, struct zt_
 static int64_t open_node(uint32_t node, int32_t timeout)
 {
 	struct zt_result res;
-	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, (int64_t)((uint64_t)node << 56), timeout, &res), 0);
+	cr_assert_eq(session_op(ZT_SESSION_F_OPEN, (int64_t)((uint64_t)node << 56), timeout, &res),
+		     0);
 	cr_assert_eq(res.stat.version, timeout);
 	return res.stat.ephemeral_owner;
 }
@@ -1177,7 +1178,8 @@ Test(zt, session_op_bad_arguments)
 	cr_assert_eq(session_op(ZT_SESSION_F_EXPIRE, b | 1, 0, NULL), ZT_EBADARGS);
 	cr_assert_eq(session_of(1).state, ZT_SESSION_OPEN);
 	/* the op round-trips through the codec */
-	struct zt_op op = {.type = ZT_OP_SESSION, .flags = ZT_SESSION_F_EXPIRE, .owner = b, .path = "/"};
+	struct zt_op op = {
+	    .type = ZT_OP_SESSION, .flags = ZT_SESSION_F_EXPIRE, .owner = b, .path = "/"};
 	void *buf;
 	size_t len;
 	struct zt_op *out;
