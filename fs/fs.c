@@ -1129,7 +1129,8 @@ static void *fs__sess_main(void *arg)
  * change is applied and visible: a watcher that wakes and reads sees the new data), then out of
  * the registry. A read before the event waits (its request is kept and answered when the watch
  * fires, or with EINTR when the kernel interrupts it); a read after returns "EVENT PATH\n" once,
- * then end of file. poll() reports it readable once fired. A watch costs its struct and path.
+ * then end of file. poll() reports it readable once fired. A watch costs its struct and path (the
+ * event line is made when read).
  * Everything here is protected by fs->wlock; lock order: an interrupted request's own lock (held
  * by libfuse while it calls fs__watch_intr), then fs->wlock.
  */
@@ -1143,11 +1144,11 @@ struct fs__watch {
 	int fired;		/* protected by fs->wlock */
 	fuse_req_t pending;	/* protected by fs->wlock: a read waiting for the event */
 	int intr; /* protected by fs->wlock: PENDING's request was interrupted early */
-	struct fuse_pollhandle *ph;    /* protected by fs->wlock: a poll waiting for the event */
-	int existed;		       /* immutable after open: the node as it was at open */
-	int64_t czxid, mzxid, pzxid;   /* ... (see fs__watch_recheck) */
-	char event[48 + FS__PATH_CAP]; /* protected by fs->wlock: "EVENT PATH\n" once fired */
-	size_t elen;
+	struct fuse_pollhandle *ph;  /* protected by fs->wlock: a poll waiting for the event */
+	int existed;		     /* immutable after open: the node as it was at open */
+	int64_t czxid, mzxid, pzxid; /* ... (see fs__watch_recheck) */
+	enum zt_change_type type;    /* protected by fs->wlock: the event, once fired */
+	int consumed;		     /* protected by fs->wlock: a read returned it */
 	char path[];
 };
 
@@ -1176,20 +1177,32 @@ static void fs__watch_unregister(struct fs__watch *w)
 	w->registered = 0;
 }
 
-/* Fire W with change TYPE (fs->wlock held): answer its waiting read and poll. */
-static void fs__watch_fire(struct fs__watch *w, enum zt_change_type type)
+#define FS__WATCH_EVENT_CAP (48 + FS__PATH_CAP)
+
+/* W's event line "EVENT PATH\n" (made when read: a waiting watch stores no text) into BUF
+ * (FS__WATCH_EVENT_CAP bytes); its length. */
+static size_t fs__watch_event(const struct fs__watch *w, char *buf)
 {
 	static const char *const names[] = {"", "NodeCreated", "NodeDeleted", "NodeDataChanged",
 					    "NodeChildrenChanged"};
+
+	return (size_t)snprintf(buf, FS__WATCH_EVENT_CAP, "%s %s\n", names[w->type], w->path);
+}
+
+/* Fire W with change TYPE (fs->wlock held): answer its waiting read and poll. */
+static void fs__watch_fire(struct fs__watch *w, enum zt_change_type type)
+{
 	fuse_req_t req = w->pending;
 
 	fs__watch_unregister(w);
 	w->fired = 1;
-	w->elen = (size_t)snprintf(w->event, sizeof(w->event), "%s %s\n", names[type], w->path);
+	w->type = type;
 	if (req) {
+		char buf[FS__WATCH_EVENT_CAP];
+
 		w->pending = NULL;
-		fuse_reply_buf(req, w->event, w->elen);
-		w->elen = 0; /* that read consumed the event: the next one sees end of file */
+		w->consumed = 1; /* that read gets the event: the next one sees end of file */
+		fuse_reply_buf(req, buf, fs__watch_event(w, buf));
 	}
 	if (w->ph) {
 		fuse_lowlevel_notify_poll(w->ph);
@@ -1285,16 +1298,18 @@ static void fs__watch_read(fuse_req_t req, struct fs__fh *fh, size_t size, off_t
 {
 	struct fs__watch *w = fh->watch;
 	struct fs *fs = w->fs;
-	char buf[sizeof(w->event)];
+	char buf[FS__WATCH_EVENT_CAP];
 	size_t n = 0;
 
 	/* Register for interrupts before publishing the request (see fs__watch_intr). */
 	fuse_req_interrupt_func(req, fs__watch_intr, w);
 	pthread_mutex_lock(&fs->wlock);
 	if (w->fired) {
-		n = w->elen < size ? w->elen : size;
-		memcpy(buf, w->event, n);
-		w->elen = 0;
+		if (!w->consumed) {
+			n = fs__watch_event(w, buf);
+			n = n < size ? n : size;
+			w->consumed = 1;
+		}
 	} else if (w->intr) {
 		w->intr = 0;
 		pthread_mutex_unlock(&fs->wlock);
