@@ -65,8 +65,9 @@ static const struct cmd_help helps[] = {
      "Create the node (its parent must exist) and print its path under MOUNT. -s: sequential\n"
      "(PATH gets the parent's counter appended, %010d). -e: ephemeral: the node lives while\n"
      "this command runs; it waits until its standard input ends or it is told to stop\n"
-     "(SIGINT, SIGTERM), then the node is deleted. With DATA the node is created and then\n"
-     "written (version 1)."},
+     "(SIGINT, SIGTERM), then the node is deleted; also when the mount's node is cut off\n"
+     "from the cluster for longer than the session timeout. With DATA the node is created\n"
+     "and then written (version 1)."},
     {"ls", "ls MOUNT/PATH", "List the node's children, one name per line, in name order."},
     {"lock", "lock MOUNT/PATH -- CMD [ARG...]",
      "Run CMD while holding the distributed lock PATH (ZooKeeper's recipe: an\n"
@@ -76,12 +77,15 @@ static const struct cmd_help helps[] = {
     {"elect", "elect MOUNT/PATH -- CMD [ARG...]",
      "Leader election: wait until this process is the leader of PATH (the lowest candidate\n"
      "PATH/candidate-N), then run CMD while it stays the leader. If its candidate node is\n"
-     "deleted (leadership lost), CMD gets SIGTERM and the exit status is 3."},
+     "deleted (leadership lost, also by a session expiry), CMD gets SIGTERM and the exit\n"
+     "status is 3. It waits on the candidate's watch file and on CMD's exit: no polling."},
     {"multi", "multi MOUNT",
      "Apply the operations read from standard input as one transaction (all or nothing),\n"
-     "one a line: 'create [-d] [-s] PATH [DATA]', 'set [-v VERSION] PATH [DATA]',\n"
-     "'delete [-v VERSION] PATH', 'check -v VERSION PATH' (paths in the tree, e.g. /app/x;\n"
-     "DATA is the rest of the line). Prints one result line per operation ('ok OP PATH\n"
+     "one a line: 'create [-d] [-s] [-e] [-x] PATH [DATA]', 'set [-v VERSION] [-x] PATH\n"
+     "[DATA]', 'delete [-v VERSION] PATH', 'check -v VERSION PATH' (paths in the tree, e.g.\n"
+     "/app/x; DATA is the rest of the line; -x: DATA escaped, \\n \\t \\r \\0 \\\\ \\xHH; -e:\n"
+     "ephemeral, deleted when this command exits, so mostly for programs that keep\n"
+     "MOUNT/.zk/multi open). Prints one result line per operation ('ok OP PATH\n"
      "VERSION'); when one fails nothing is applied, the results go to standard error\n"
      "('error ERRNO OP PATH' for the failing one, 'error - ...' for the others) and the exit\n"
      "status is 1. Through MOUNT/.zk/multi: a write is the transaction, a read its results."},
