@@ -2470,26 +2470,39 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fs__create_node(req, parent, name, FS__N_CREATE, fi);
 }
 
+/* A change OP of the node NAME in directory PARENT (not in .zk or a mirror, not a reserved name):
+ * a new context for it, with c->path set, into *OUT. 0 or a negative errno (*OUT then NULL). */
+static int fs__nctx_at(fuse_req_t req, fuse_ino_t parent, const char *name, enum fs__nop op,
+		       struct fs__nctx **out)
+{
+	struct fs__pin p;
+	struct fs__nctx *c;
+	int rv = fs__pin(fs__of(req), parent, &p);
+
+	*out = NULL;
+	if (rv != 0)
+		return rv;
+	if (p.kind == FS__K_CTL || p.kind == FS__K_MIRROR || fs__reserved(p.path, name))
+		return -EPERM;
+	c = fs__nctx_new(req, op);
+	if (!c)
+		return -ENOMEM;
+	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
+	if (rv != 0) {
+		free(c);
+		return rv;
+	}
+	*out = c;
+	return 0;
+}
+
 static void fs__remove(fuse_req_t req, fuse_ino_t parent, const char *name, enum fs__nop op)
 {
 	struct fs *fs = fs__of(req);
 	struct fs__nctx *c = NULL;
-	struct fs__pin p;
 	struct zt_op zop = {.type = ZT_OP_DELETE, .version = -1};
-	int rv = fs__pin(fs, parent, &p);
+	int rv = fs__nctx_at(req, parent, name, op, &c);
 
-	if (rv != 0)
-		goto err;
-	if (p.kind == FS__K_CTL || p.kind == FS__K_MIRROR || fs__reserved(p.path, name)) {
-		rv = -EPERM;
-		goto err;
-	}
-	c = fs__nctx_new(req, op);
-	if (!c) {
-		rv = -ENOMEM;
-		goto err;
-	}
-	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
 	if (rv != 0)
 		goto err;
 	zop.path = c->path;
@@ -2529,7 +2542,6 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	struct fs *fs = fs__of(req);
 	struct fs__nctx *c = NULL;
-	struct fs__pin p, np;
 	struct zt_op ops[2];
 	uint32_t nops = 0;
 	int rv;
@@ -2538,19 +2550,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rv = -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT: no such tree operation */
 		goto err;
 	}
-	rv = fs__pin(fs, parent, &p);
-	if (rv != 0)
-		goto err;
-	if (p.kind == FS__K_CTL || p.kind == FS__K_MIRROR || fs__reserved(p.path, name)) {
-		rv = -EPERM;
-		goto err;
-	}
-	c = fs__nctx_new(req, FS__N_RENAME);
-	if (!c) {
-		rv = -ENOMEM;
-		goto err;
-	}
-	rv = fs__path_join(c->path, sizeof(c->path), p.path, name);
+	rv = fs__nctx_at(req, parent, name, FS__N_RENAME, &c);
 	if (rv != 0)
 		goto err;
 	rv = fs__child_path(fs, newparent, newname, c->path2, NULL);
@@ -2561,7 +2561,6 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, 0);
 		return;
 	}
-	(void)np;
 	if (flags & RENAME_NOREPLACE) {
 		/* Atomic: the multi fails as a whole with EEXIST when the target exists. The
 		 * rename then replaces the fresh empty node's data (so it starts at version 1). */
@@ -2655,6 +2654,20 @@ static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 	return 0;
 }
 
+/* Answer the open of a control file (.zk/multi, a watch file, status) with handle FH: no page
+ * cache (its content is per descriptor), no flush; NONSEEKABLE for streams. fuse_reply_open's
+ * result (non-zero: the kernel did not take the handle). */
+static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct fs__fh *fh,
+			      int nonseekable)
+{
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->direct_io = 1;
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fi->nonseekable = nonseekable;
+	return fuse_reply_open(req, fi);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs__of(req);
@@ -2677,12 +2690,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rv = -ENOMEM;
 			goto err;
 		}
-		fi->fh = (uint64_t)(uintptr_t)fh;
-		fi->direct_io = 1;
-		fi->keep_cache = 1;
-		fi->noflush = 1;
-		fi->nonseekable = 1;
-		if (fuse_reply_open(req, fi) != 0)
+		if (fs__reply_ctl_open(req, fi, fh, 1) != 0)
 			fs__fh_free(fh);
 		return;
 	}
@@ -2700,12 +2708,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = fs__watch_open(fs, &p, fh);
 		if (rv != 0)
 			goto err;
-		fi->fh = (uint64_t)(uintptr_t)fh;
-		fi->direct_io = 1;
-		fi->keep_cache = 1;
-		fi->noflush = 1;
-		fi->nonseekable = 1;
-		if (fuse_reply_open(req, fi) != 0) {
+		if (fs__reply_ctl_open(req, fi, fh, 1) != 0) {
 			fs__watch_release(fh);
 			fs__fh_free(fh);
 		}
@@ -2730,11 +2733,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = fs__status_text(fs, &fh->buf, &fh->len);
 		if (rv != 0)
 			goto err;
-		fi->fh = (uint64_t)(uintptr_t)fh;
-		fi->direct_io = 1;
-		fi->keep_cache = 1;
-		fi->noflush = 1;
-		fuse_reply_open(req, fi);
+		fs__reply_ctl_open(req, fi, fh, 0);
 		return;
 	}
 	rv = fs__read(fs, &p, &r, &n);
