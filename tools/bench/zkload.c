@@ -12,7 +12,8 @@
  *   write-lat  one client, one synchronous setData at a time: latency percentiles
  *   read       N clients keep K getData in flight; read-lat: one synchronous getData at a time
  *   stat       N clients keep K exists in flight
- *   lock       N clients each run create(EPHEMERAL|SEQUENTIAL) + delete cycles, one at a time
+ *   lock       N clients, each on its own thread, run create(EPHEMERAL|SEQUENTIAL) + delete
+ *              cycles, one at a time
  *   watch      a watcher on the last server, a writer on the first: time from the write's
  *              submission to the watch event, one at a time
  *   failover   as write; after the warm-up, kill -9 of PID (the leader's server): failover_ms is
@@ -88,6 +89,7 @@ struct client {
 	pthread_cond_t cv;
 	int inflight;
 	int connected;
+	int failed; /* protected by mu: a request failed since the loop last looked */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -160,6 +162,7 @@ static void finish(struct req *r, int rc)
 	free(r);
 	pthread_mutex_lock(&c->mu);
 	c->inflight--;
+	c->failed |= rc != ZOK;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -203,7 +206,15 @@ static void *async_loop(void *arg)
 		while (c->inflight >= outstanding && !r->stop)
 			pthread_cond_wait(&c->cv, &c->mu);
 		c->inflight++;
-		pthread_mutex_unlock(&c->mu);
+		if (c->failed) {
+			/* not connected (a failover): back off instead of spinning on the CPU the
+			 * election needs */
+			c->failed = 0;
+			pthread_mutex_unlock(&c->mu);
+			sleep_s(0.001);
+		} else {
+			pthread_mutex_unlock(&c->mu);
+		}
 		q = malloc(sizeof(*q));
 		q->c = c;
 		q->start = now_ns();
@@ -332,39 +343,57 @@ static void run_sync(int kind)
 	report(workload, (double)(now_ns() - t0) / 1e9, NULL);
 }
 
+/* lock: each client on its own thread runs create(EPHEMERAL|SEQUENTIAL) + delete cycles, one at a
+ * time, as qfsload's lock clients do. */
+static char lock_path[300];
+static atomic_int lock_phase; /* 0 warm-up, 1 measuring, 2 stop */
+
+static void *lock_loop(void *arg)
+{
+	struct client *c = arg;
+	char created[512];
+	int phase;
+
+	while ((phase = atomic_load(&lock_phase)) < 2) {
+		uint64_t s = now_ns();
+		int rc = zoo_create(c->zh, lock_path, "", 0, &ZOO_OPEN_ACL_UNSAFE,
+				    ZOO_EPHEMERAL | ZOO_SEQUENCE, created, sizeof(created));
+
+		if (rc == ZOK)
+			rc = zoo_delete(c->zh, created, -1);
+		if (phase == 1 && atomic_load(&lock_phase) == 1) {
+			if (rc == ZOK) {
+				atomic_fetch_add(&done_ops, 1);
+				sample(now_ns() - s);
+			} else {
+				atomic_fetch_add(&failed_ops, 1);
+			}
+		}
+	}
+	return NULL;
+}
+
 static void run_lock(void)
 {
-	uint64_t t0, end;
-	char lockdir[256], path[300], created[512];
+	pthread_t th[MAX_CLIENTS];
+	char lockdir[256];
+	uint64_t t0, t1;
 
 	snprintf(lockdir, sizeof(lockdir), "%s/locks", prefix);
 	ensure(clients[0].zh, prefix);
 	ensure(clients[0].zh, lockdir);
-	snprintf(path, sizeof(path), "%s/lock-", lockdir);
-	for (int phase = 0; phase < 2; phase++) {
-		t0 = now_ns();
-		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
-		atomic_store(&measuring, phase);
-		/* one cycle at a time per client; clients take turns on this thread */
-		while (now_ns() < end) {
-			for (int i = 0; i < nclients; i++) {
-				uint64_t s = now_ns();
-				int rc = zoo_create(
-				    clients[i].zh, path, "", 0, &ZOO_OPEN_ACL_UNSAFE,
-				    ZOO_EPHEMERAL | ZOO_SEQUENCE, created, sizeof(created));
-
-				if (rc == ZOK)
-					rc = zoo_delete(clients[i].zh, created, -1);
-				if (phase && rc == ZOK) {
-					atomic_fetch_add(&done_ops, 1);
-					sample(now_ns() - s);
-				} else if (phase) {
-					atomic_fetch_add(&failed_ops, 1);
-				}
-			}
-		}
-	}
-	report(workload, (double)(now_ns() - t0) / 1e9, NULL);
+	snprintf(lock_path, sizeof(lock_path), "%s/lock-", lockdir);
+	for (int i = 0; i < nclients; i++)
+		pthread_create(&th[i], NULL, lock_loop, &clients[i]);
+	sleep_s(warmup);
+	atomic_store(&lock_phase, 1);
+	t0 = now_ns();
+	sleep_s(seconds);
+	atomic_store(&lock_phase, 2);
+	t1 = now_ns();
+	for (int i = 0; i < nclients; i++)
+		pthread_join(th[i], NULL);
+	report(workload, (double)(t1 - t0) / 1e9, NULL);
 }
 
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
