@@ -274,6 +274,21 @@ int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8
 	}
 	if (rc)
 		goto err;
+	/* this boot's incarnation (px_batch.h): the wall clock in ms, above the one stored at the
+	 * previous start (a re-created core takes the next one, and each takes >= RPX__REBOOT_MS) */
+	{
+		struct timespec ts;
+		uint64_t stored = 0, now;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		rc = rpx__get(w->txn, x->db_meta, "incarnation", &stored, 8);
+		if (rc && rc != -ENOENT)
+			goto err;
+		x->inc = (now > stored ? now : stored + 1) & PX_INC_MASK;
+		rc = rpx__put(w->txn, x->db_meta, "incarnation", &x->inc, 8);
+		if (rc)
+			goto err;
+	}
 	rc = st_wcommit(w);
 	w = NULL;
 	if (rc)
@@ -321,8 +336,8 @@ static int rpx__items_grow(struct rpx *x)
 	return 0;
 }
 
-/* Remove and return the registered item of SEQ, or NULL. */
-static struct rpx_item *rpx__item_take(struct rpx *x, uint64_t seq)
+/* Remove and return the registered item of (CLIENT, SEQ), or NULL. */
+static struct rpx_item *rpx__item_take(struct rpx *x, uint64_t client, uint64_t seq)
 {
 	struct rpx_item **pp;
 
@@ -330,7 +345,7 @@ static struct rpx_item *rpx__item_take(struct rpx *x, uint64_t seq)
 		return NULL;
 	for (pp = &x->items[seq & (x->items_cap - 1)]; *pp; pp = &(*pp)->next) {
 		struct rpx_item *it = *pp;
-		if (it->seq == seq) {
+		if (it->seq == seq && it->client == client) {
 			*pp = it->next;
 			x->nitems--;
 			return it;
@@ -416,7 +431,7 @@ static int rpx__scratch_res(struct rpx *x, uint32_t n)
 /* Apply one submission of a chosen slot that the filter admitted. */
 static int rpx__apply_sub(struct rpx *x, struct st_wtxn *w, const struct px_sub *sub)
 {
-	struct rpx_item *it = sub->client == x->client ? rpx__item_take(x, sub->seq) : NULL;
+	struct rpx_item *it = rpx__item_take(x, sub->client, sub->seq);
 	struct zt_op *ops = NULL;
 	struct zt_result *res;
 	uint32_t nops = 0;
@@ -495,15 +510,24 @@ static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, cons
 			int admit = px_filter_admit(&x->filter, sub.client, sub.seq);
 			if (admit < 0)
 				return admit;
-			if (admit) {
+			/* not admitted: a duplicate, a retired client, or behind a gap (its node
+			 * sends it again); an empty one is a no-op that only takes its seq */
+			if (admit && sub.len) {
 				rc = rpx__apply_sub(x, w, &sub);
 				if (rc)
 					return rc;
-			} else if (sub.client == x->client) {
-				/* too old to tell, or a duplicate of one already completed */
-				struct rpx_item *it = rpx__item_take(x, sub.seq);
-				if (it)
-					rpx__complete(x, it, -ETIMEDOUT, 0);
+			} else if (!admit && px_filter_seen(&x->filter, sub.client, sub.seq) < 0 &&
+				   PX_CLIENT_NODE(sub.client) == x->cl.self_id && !x->retired_logged &&
+				   PX_CLIENT_INC(sub.client) ==
+				       __atomic_load_n(&x->inc, __ATOMIC_RELAXED)) {
+				/* ours, yet older than an incarnation of this node id in the log */
+				x->retired_logged = 1;
+				rpx__log(x, RP_LOG_ERROR,
+					 "this node's writes are refused: another node with id %u, or an "
+					 "earlier run with a clock ahead of this one, used a later client "
+					 "incarnation (%" PRIu64 " <= %" PRIu64 ")",
+					 x->cl.self_id, (uint64_t)PX_CLIENT_INC(sub.client),
+					 (uint64_t)(x->filter.inc[PX_CLIENT_NODE(sub.client)] - 1));
 			}
 		}
 	}
@@ -599,7 +623,7 @@ static int rpx__run_jobs(struct rpx *x, struct st_wtxn *w, struct rpx_job *jobs,
 			rc = rpx__apply_slot(x, w, j->a, j->buf, (uint32_t)j->len);
 			break;
 		case RPX_J_ACK: {
-			struct rpx_item *it = rpx__item_take(x, j->a);
+			struct rpx_item *it = rpx__item_take(x, j->client, j->a);
 			if (!it)
 				break;
 			if (j->status >= 0)

@@ -418,6 +418,7 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		if (!j)
 			continue; /* the item then completes at close */
 		j->a = u->acks[i].seq;
+		j->client = u->acks[i].client;
 		j->b = u->acks[i].slot;
 		j->status = u->acks[i].status;
 		rpx__job_push(x, j);
@@ -504,6 +505,17 @@ static void rpx__recreate(struct rpx *x)
 	}
 	x->epoch = x->reboot_to;
 	x->reboot_to = 0;
+	/* the old core's pending submissions were failed: a new client (incarnation), seqs from 1 */
+	{
+		struct timespec ts;
+		uint64_t now;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) & PX_INC_MASK;
+		__atomic_store_n(&x->inc, now > x->inc ? now : (x->inc + 1) & PX_INC_MASK,
+				 __ATOMIC_RELAXED);
+	}
+	x->client = PX_CLIENT(x->cl.self_id, x->inc, 0);
+	x->cseq = 0;
 	x->px_dead = 0;
 	x->persisted = 0;
 	pthread_mutex_lock(&x->back_lock);
@@ -777,6 +789,9 @@ static void rpx__wake_cb(uv_async_t *a)
 		struct rpx_item *first = items, *last = NULL;
 		uint32_t k = 0;
 		for (; items && k < 256; items = items->next) {
+			/* the core's seqs: 1, 2, 3, ... per client, in the order handed over */
+			items->client = x->client;
+			items->seq = ++x->cseq;
 			subs[k++] = (struct px_sub){.client = x->client,
 						    .seq = items->seq,
 						    .len = items->len,
@@ -1115,8 +1130,6 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	x->sub_tail = &x->sub_head;
 	x->job_tail = &x->job_head;
 	x->held_tail = &x->held;
-	while (!x->client)
-		x->client = rpx__rand();
 	rc = rpx__check(cl, x->ids, &x->self);
 	if (rc)
 		goto err;
@@ -1127,6 +1140,7 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	rc = rpx__load(x, &boot, &ents, &arena);
 	if (rc)
 		goto err;
+	x->client = PX_CLIENT(cl->self_id, x->inc, 0);
 
 	rc = -uv_loop_init(&x->loop);
 	if (rc) /* libuv errors are negative errno already */

@@ -7,6 +7,13 @@
 
 #include "consensus/px_alloc.h"
 #include "consensus/px_batch.h"
+#include "consensus/px_node.h" /* px_debug_bugs (test builds) */
+
+#ifdef QFS_TEST_HOOKS
+#define GAPS_BUG() (px_debug_bugs & PX_BUG_ADMIT_GAPS)
+#else
+#define GAPS_BUG() 0
+#endif
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -62,7 +69,6 @@ void px_filter_free(struct px_filter *f)
 {
 	free(f->keys);
 	free(f->seqs);
-	free(f->bits);
 	free(f->used);
 	memset(f, 0, sizeof(*f));
 }
@@ -83,32 +89,39 @@ static uint32_t find(const struct px_filter *f, uint64_t client)
 	return i;
 }
 
-static int rehash(struct px_filter *f, uint32_t cap)
+/* Rebuild the table with capacity CAP, leaving out the clients of node DROP (256: none). */
+static int rehash(struct px_filter *f, uint32_t cap, uint32_t drop)
 {
 	struct px_filter n = {0};
 	n.cap = cap;
 	n.keys = px__malloc(sizeof(uint64_t) * cap);
 	n.seqs = px__malloc(sizeof(uint64_t) * cap);
-	n.bits = px__malloc(sizeof(uint64_t) * cap);
 	n.used = px__calloc(cap, 1);
-	if (!n.keys || !n.seqs || !n.bits || !n.used) {
+	if (!n.keys || !n.seqs || !n.used) {
 		px_filter_free(&n);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < f->cap; i++) {
 		uint32_t j;
-		if (!f->used[i])
+		if (!f->used[i] || PX_CLIENT_NODE(f->keys[i]) == drop)
 			continue;
 		j = find(&n, f->keys[i]);
 		n.used[j] = 1;
 		n.keys[j] = f->keys[i];
 		n.seqs[j] = f->seqs[i];
-		n.bits[j] = f->bits[i];
 		n.count++;
 	}
+	memcpy(n.inc, f->inc, sizeof(n.inc));
 	px_filter_free(f);
 	*f = n;
 	return 0;
+}
+
+/* 1: CLIENT belongs to a retired incarnation of its node. */
+static int retired(const struct px_filter *f, uint64_t client)
+{
+	uint64_t cur = f->inc[PX_CLIENT_NODE(client)];
+	return cur && PX_CLIENT_INC(client) + 1 < cur;
 }
 
 uint64_t px_filter_last(const struct px_filter *f, uint64_t client)
@@ -122,75 +135,62 @@ uint64_t px_filter_last(const struct px_filter *f, uint64_t client)
 
 int px_filter_admit(struct px_filter *f, uint64_t client, uint64_t seq)
 {
-	uint32_t i;
+	uint32_t node = PX_CLIENT_NODE(client), i;
+	uint64_t inc = PX_CLIENT_INC(client) + 1, cur = f->inc[node];
 	int rv;
 
-	if (seq == 0)
-		return 0;
-	if ((f->count + 1) * 2 > f->cap) {
-		rv = rehash(f, f->cap ? f->cap * 2 : 16);
+	if (seq == 0 || (cur && inc < cur))
+		return 0; /* never a seq; a retired client */
+	if (inc == cur && f->cap) {
+		i = find(f, client);
+		if (f->used[i]) {
+			if (seq <= f->seqs[i] || (seq != f->seqs[i] + 1 && !GAPS_BUG()))
+				return 0; /* a duplicate, or a gap */
+			f->seqs[i] = seq;
+			return 1;
+		}
+	}
+	if (seq != 1 && !GAPS_BUG())
+		return 0; /* a gap: a client's first applied seq is 1 */
+	/* one rebuild (so that a failure changes nothing): to grow, and for a new incarnation of
+	 * NODE, to retire the older ones */
+	if ((f->count + 1) * 2 > f->cap || (inc > cur && cur)) {
+		uint32_t cap = (f->count + 1) * 2 > f->cap ? (f->cap ? f->cap * 2 : 16) : f->cap;
+		rv = rehash(f, cap, inc > cur && cur ? node : 256);
 		if (rv)
 			return rv;
 	}
 	i = find(f, client);
-	if (f->used[i]) {
-		uint64_t last = f->seqs[i], d;
-		if (seq > last) {
-			d = seq - last; /* shift the window: last becomes bit d - 1 */
-			f->bits[i] = d > PX_FILTER_WINDOW ? 0
-				     : d == PX_FILTER_WINDOW
-					 ? 1ull << 63
-					 : (f->bits[i] << d) | (1ull << (d - 1));
-			f->seqs[i] = seq;
-			return 1;
-		}
-		d = last - seq; /* seq == last - d */
-		if (d == 0 || d > PX_FILTER_WINDOW || (f->bits[i] >> (d - 1)) & 1)
-			return 0;
-		f->bits[i] |= 1ull << (d - 1);
-		return 1;
-	}
 	f->used[i] = 1;
 	f->keys[i] = client;
 	f->seqs[i] = seq;
-	f->bits[i] = 0;
 	f->count++;
+	f->inc[node] = inc;
 	return 1;
 }
 
 int px_filter_seen(const struct px_filter *f, uint64_t client, uint64_t seq)
 {
-	uint32_t i;
-	uint64_t d;
-	if (!f->cap)
-		return 0;
-	i = find(f, client);
-	if (!f->used[i] || seq > f->seqs[i])
-		return 0;
-	d = f->seqs[i] - seq;
-	if (d == 0)
-		return 1;
-	if (d > PX_FILTER_WINDOW)
+	if (retired(f, client))
 		return -1;
-	return (int)((f->bits[i] >> (d - 1)) & 1);
+	return seq != 0 && seq <= px_filter_last(f, client);
 }
 
 int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
 {
 	memset(dst, 0, sizeof(*dst));
+	memcpy(dst->inc, src->inc, sizeof(dst->inc));
 	if (!src->cap)
 		return 0;
 	dst->keys = px__malloc(sizeof(uint64_t) * src->cap);
 	dst->seqs = px__malloc(sizeof(uint64_t) * src->cap);
-	dst->bits = px__malloc(sizeof(uint64_t) * src->cap);
 	dst->used = px__malloc(src->cap);
-	if (!dst->keys || !dst->seqs || !dst->bits || !dst->used) {
+	if (!dst->keys || !dst->seqs || !dst->used) {
 		px_filter_free(dst);
 		return -ENOMEM;
 	}
 	memcpy(dst->keys, src->keys, sizeof(uint64_t) * src->cap);
 	memcpy(dst->seqs, src->seqs, sizeof(uint64_t) * src->cap);
-	memcpy(dst->bits, src->bits, sizeof(uint64_t) * src->cap);
 	memcpy(dst->used, src->used, src->cap);
 	dst->cap = src->cap;
 	dst->count = src->count;
@@ -199,7 +199,7 @@ int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
 
 size_t px_filter_size(const struct px_filter *f)
 {
-	return 4 + (size_t)f->count * 24;
+	return 4 + (size_t)f->count * 16;
 }
 
 static int cmp_u64_pair(const void *a, const void *b)
@@ -215,26 +215,24 @@ int px_filter_encode(const struct px_filter *f, uint8_t *buf, size_t cap)
 
 	if (cap < px_filter_size(f))
 		return -ENOBUFS;
-	pairs = px__malloc(sizeof(uint64_t) * 3 * (f->count ? f->count : 1));
+	pairs = px__malloc(sizeof(uint64_t) * 2 * (f->count ? f->count : 1));
 	if (!pairs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < f->cap; i++) {
 		if (!f->used[i])
 			continue;
-		pairs[3 * n] = f->keys[i];
-		pairs[3 * n + 1] = f->seqs[i];
-		pairs[3 * n + 2] = f->bits[i];
+		pairs[2 * n] = f->keys[i];
+		pairs[2 * n + 1] = f->seqs[i];
 		n++;
 	}
-	qsort(pairs, n, sizeof(uint64_t) * 3, cmp_u64_pair);
+	qsort(pairs, n, sizeof(uint64_t) * 2, cmp_u64_pair);
 	buf[0] = (uint8_t)n;
 	buf[1] = (uint8_t)(n >> 8);
 	buf[2] = (uint8_t)(n >> 16);
 	buf[3] = (uint8_t)(n >> 24);
 	for (uint32_t i = 0; i < n; i++) {
-		wr64(buf + 4 + 24 * (size_t)i, pairs[3 * i]);
-		wr64(buf + 12 + 24 * (size_t)i, pairs[3 * i + 1]);
-		wr64(buf + 20 + 24 * (size_t)i, pairs[3 * i + 2]);
+		wr64(buf + 4 + 16 * (size_t)i, pairs[2 * i]);
+		wr64(buf + 12 + 16 * (size_t)i, pairs[2 * i + 1]);
 	}
 	free(pairs);
 	return 0;
@@ -249,23 +247,24 @@ int px_filter_decode(struct px_filter *dst, const uint8_t *buf, size_t len)
 	if (len < 4)
 		return -EINVAL;
 	n = rd32(buf);
-	if ((len - 4) / 24 != n || (len - 4) % 24)
+	if ((len - 4) / 16 != n || (len - 4) % 16)
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t c = rd64(buf + 4 + 24 * (size_t)i), s = rd64(buf + 12 + 24 * (size_t)i);
-		uint64_t b = rd64(buf + 20 + 24 * (size_t)i);
+		uint64_t c = rd64(buf + 4 + 16 * (size_t)i), s = rd64(buf + 12 + 16 * (size_t)i);
+		uint64_t cur = dst->inc[PX_CLIENT_NODE(c)];
 		uint32_t j;
-		if (s == 0 || px_filter_last(dst, c) != 0) {
+		if (s == 0 || px_filter_last(dst, c) != 0 ||
+		    (cur && cur != PX_CLIENT_INC(c) + 1)) {
 			px_filter_free(dst);
 			return -EINVAL;
 		}
-		rv = px_filter_admit(dst, c, s);
+		rv = px_filter_admit(dst, c, 1);
 		if (rv < 0) {
 			px_filter_free(dst);
 			return rv;
 		}
 		j = find(dst, c);
-		dst->bits[j] = s > PX_FILTER_WINDOW ? b : b & ((1ull << (s - 1)) - 1);
+		dst->seqs[j] = s;
 	}
 	return 0;
 }

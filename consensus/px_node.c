@@ -55,6 +55,7 @@ struct pend {
 	uint32_t len;
 	uint32_t prev, next; /* insertion-order list */
 	uint8_t queued;	     /* in the leader's batch queue (or forwarded) since the last reset */
+	uint8_t noop;	     /* its writer was answered (timed out, refused): now a no-op, len 0 */
 };
 
 struct vec {
@@ -128,6 +129,8 @@ struct px_node {
 	/* pending submissions of this node: hash of indexes into pool */
 	struct pend *pool;
 	uint32_t pool_cap, pool_free, npend, phead, ptail;
+	uint32_t nnoop; /* pending no-ops (their writers were answered) */
+	uint32_t pexp;	/* the first pending entry that is not a no-op (the next to expire) */
 	uint32_t *ht;
 	uint32_t ht_cap;
 
@@ -433,6 +436,33 @@ static int pend_grow(struct px_node *nd)
 	return 0;
 }
 
+/* pexp := the first entry from FROM on that is not a no-op. */
+static void pexp_advance(struct px_node *nd, uint32_t from)
+{
+	while (from != NONE && nd->pool[from].noop)
+		from = nd->pool[from].next;
+	nd->pexp = from;
+}
+
+/* The writer of pending entry IDX is answered: keep its (client, seq) as a no-op, so that the
+ * client's later seqs are not held behind a hole (px_batch.h). Whichever of the no-op and a copy
+ * of the original still travelling is chosen first takes the seq; the other is a duplicate. */
+static void pend_to_noop(struct px_node *nd, uint32_t idx)
+{
+	struct pend *p = &nd->pool[idx];
+	if (p->noop)
+		return;
+	if (p->data)
+		defer_free(nd, p->data);
+	p->data = NULL;
+	p->len = 0;
+	p->noop = 1;
+	p->deadline = UINT64_MAX;
+	nd->nnoop++;
+	if (nd->pexp == idx)
+		pexp_advance(nd, p->next);
+}
+
 static void pend_remove(struct px_node *nd, uint32_t idx, uint32_t hpos)
 {
 	struct pend *p = &nd->pool[idx];
@@ -452,6 +482,10 @@ static void pend_remove(struct px_node *nd, uint32_t idx, uint32_t hpos)
 			i = j;
 		}
 	}
+	if (p->noop)
+		nd->nnoop--;
+	if (nd->pexp == idx)
+		pexp_advance(nd, p->next);
 	if (p->prev != NONE)
 		nd->pool[p->prev].next = p->next;
 	else
@@ -1418,6 +1452,25 @@ static void forward_pending(struct px_node *nd, bool all)
 	}
 }
 
+/* Go-back-N: one of our submissions was chosen behind a gap, so every pending one goes again, in
+ * order from the first unapplied one (the leader queues those not queued or in flight). */
+static void resend_pending(struct px_node *nd)
+{
+	if (nd->role == PX_LEADER) {
+		for (uint32_t i = nd->phead; i != NONE; i = nd->pool[i].next) {
+			struct pend *p = &nd->pool[i];
+			if (q_push(nd, p->client, p->seq, pend_bytes(p), p->len)) {
+				note(nd, -ENOMEM);
+				return;
+			}
+			p->queued = 1;
+		}
+		return;
+	}
+	forward_pending(nd, true);
+	nd->retry_at = nd->now + nd->cfg.retry;
+}
+
 static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t nsubs)
 {
 	for (uint32_t i = 0; i < nsubs; i++) {
@@ -1425,13 +1478,11 @@ static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t ns
 		uint32_t h, idx;
 		struct pend *p;
 		int err = 0;
+		/* over the limit, the submission is refused but its seq stays taken, as a no-op */
+		bool refuse = nd->npend - nd->nnoop >= nd->cfg.max_pending;
 
 		if (pend_find(nd, s->client, s->seq, &h) != NONE)
 			continue; /* already pending */
-		if (nd->npend >= nd->cfg.max_pending) {
-			ack(nd, s->client, s->seq, 0, -ENOBUFS);
-			continue;
-		}
 		if (nd->pool_free == NONE || nd->pool_free >= nd->pool_cap) {
 			if (pend_grow(nd)) {
 				ack(nd, s->client, s->seq, 0, -ENOMEM);
@@ -1445,9 +1496,11 @@ static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t ns
 		nd->pool_free = p->next;
 		p->client = s->client;
 		p->seq = s->seq;
-		p->len = s->len;
+		p->len = refuse ? 0 : s->len;
 		p->data = NULL;
-		if (s->len <= PEND_INLINE) {
+		p->noop = 0;
+		if (refuse) {
+		} else if (s->len <= PEND_INLINE) {
 			if (s->len)
 				memcpy(p->inl, s->data, s->len);
 		} else {
@@ -1465,10 +1518,11 @@ static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t ns
 		nd->ptail = idx;
 		nd->ht[h] = idx;
 		nd->npend++;
-		if (err) {
-			pend_remove(nd, idx, h);
-			ack(nd, s->client, s->seq, 0, -ENOMEM);
-			continue;
+		if (nd->pexp == NONE)
+			nd->pexp = idx;
+		if (err || refuse) {
+			pend_to_noop(nd, idx);
+			ack(nd, s->client, s->seq, 0, err ? -ENOMEM : -ENOBUFS);
 		}
 		if (nd->role == PX_LEADER) {
 			if (q_push(nd, p->client, p->seq, pend_bytes(p), p->len))
@@ -1517,7 +1571,8 @@ static void on_snapshot_installed(struct px_node *nd, uint64_t n, const struct p
 		next = p->next;
 		if (seen == 0)
 			continue;
-		ack(nd, p->client, p->seq, n, seen > 0 ? PX_ACK_BEFORE : -ETIMEDOUT);
+		if (!p->noop)
+			ack(nd, p->client, p->seq, n, seen > 0 ? PX_ACK_BEFORE : -ETIMEDOUT);
 		pend_find(nd, p->client, p->seq, &h);
 		pend_remove(nd, idx, h);
 	}
@@ -1626,12 +1681,10 @@ static void timers(struct px_node *nd)
 		break;
 	}
 	/* pending submissions: fail the expired ones, re-forward the others */
-	while (nd->phead != NONE && nd->pool[nd->phead].deadline <= now) {
-		uint32_t h, idx = nd->phead;
-		struct pend *p = &nd->pool[idx];
+	while (nd->pexp != NONE && nd->pool[nd->pexp].deadline <= now) {
+		struct pend *p = &nd->pool[nd->pexp];
 		ack(nd, p->client, p->seq, 0, -ETIMEDOUT);
-		pend_find(nd, p->client, p->seq, &h);
-		pend_remove(nd, idx, h);
+		pend_to_noop(nd, nd->pexp);
 	}
 	if (nd->npend && now >= nd->retry_at && nd->role != PX_LEADER) {
 		forward_pending(nd, true);
@@ -1665,6 +1718,8 @@ static void flush(struct px_node *nd)
 /* Deliver newly chosen slots in order; acknowledge our submissions found in them. */
 static void deliver(struct px_node *nd)
 {
+	bool gap = false;
+
 	while (nd->applied < nd->commit) {
 		uint64_t s = nd->applied + 1;
 		struct slot *sl = slot_at(nd, s);
@@ -1683,7 +1738,7 @@ static void deliver(struct px_node *nd)
 			if (px_batch_iter_init(&it, sl->val, sl->len))
 				continue;
 			while (px_batch_next(&it, &sub) == 1) {
-				uint32_t h, idx;
+				uint32_t h, h2, idx;
 				if (nd->queued.n)
 					kset_del(&nd->queued, sub.client, sub.seq);
 				if (!nd->npend)
@@ -1691,11 +1746,20 @@ static void deliver(struct px_node *nd)
 				idx = pend_find(nd, sub.client, sub.seq, &h);
 				if (idx == NONE)
 					continue;
-				ack(nd, sub.client, sub.seq, s, PX_ACK_CHOSEN);
+				if (sub.seq > 1 && pend_find(nd, sub.client, sub.seq - 1, &h2) != NONE) {
+					/* an earlier seq of the client is not applied yet: every
+					 * replica skipped this one (a gap); send again from it */
+					gap = true;
+					continue;
+				}
+				if (!nd->pool[idx].noop)
+					ack(nd, sub.client, sub.seq, s, PX_ACK_CHOSEN);
 				pend_remove(nd, idx, h);
 			}
 		}
 	}
+	if (gap)
+		resend_pending(nd);
 }
 
 static uint64_t deadline(const struct px_node *nd)
@@ -1711,8 +1775,8 @@ static uint64_t deadline(const struct px_node *nd)
 	} else {
 		MIN(nd->election_at);
 	}
-	if (nd->phead != NONE)
-		MIN(nd->pool[nd->phead].deadline);
+	if (nd->pexp != NONE)
+		MIN(nd->pool[nd->pexp].deadline);
 	if (nd->npend && nd->role != PX_LEADER)
 		MIN(nd->retry_at);
 	if (catchup_target(nd) != NONE)
@@ -1923,7 +1987,7 @@ int px_init(struct px_node **out, const struct px_config *cfg, const struct px_b
 	nd->now = now;
 	nd->rnd = rand;
 	nd->leader = NONE;
-	nd->phead = nd->ptail = NONE;
+	nd->phead = nd->ptail = nd->pexp = NONE;
 	nd->pool_free = NONE;
 	nd->cap = 64;
 	nd->ring = px__calloc(nd->cap, sizeof(*nd->ring));

@@ -29,21 +29,31 @@
  *     leader that sees a higher ballot, or that has not heard from a majority for an election
  *     timeout (check-quorum), steps down.
  *   - Submissions (client id, seq, bytes) are accepted at any node; non-leaders forward them to the
- *     leader they know and re-forward until the submission is seen in a chosen slot or times out.
+ *     leader they know. A node keeps every submission of its own pending until it is applied, and
+ *     re-sends them all, in order from the first unapplied one (go-back-N), on the retry timer,
+ *     when it learns a new leader, and at once when one of them is chosen behind a gap (below).
  *
  * Applying and de-duplication (the rule every replica follows, so all apply the same operations):
- *   the host applies chosen slots in slot order; within a slot, submissions in batch order. A
- *   submission (client, seq) is applied only if it was not applied before: struct px_filter
- *   (px_batch.h) decides, from the chosen log alone, keeping per client the highest seq and a
- *   window of the 64 below it; it is part of the replicated state and must be in snapshots. Thus
- *   a re-forwarded duplicate may be chosen twice but is applied once, identically everywhere.
+ *   the host applies chosen slots in slot order; within a slot, submissions in batch order. Per
+ *   client, submissions are applied strictly in seq order, each once: struct px_filter
+ *   (px_batch.h) applies (client, seq) iff seq is the client's last applied seq + 1, from the
+ *   chosen log alone; it is part of the replicated state and must be in snapshots. A duplicate
+ *   (a re-forwarded copy chosen twice) is skipped; so is a seq chosen before an earlier one of its
+ *   client (a forwarded frame lost or overtaken): the origin sees it chosen while an earlier seq of
+ *   that client is still pending here, knows every replica skipped it, and re-sends from the
+ *   earlier one. Hosts give each client seqs 1, 2, 3, ... in submission order, and a client id
+ *   never outlives its node's core (a re-created core or a restarted node uses a new one).
+ *   A submission whose writer gets an answer before it is applied (-ETIMEDOUT, -ENOBUFS, -ENOMEM)
+ *   stays pending as a no-op carrying the same (client, seq) (value length 0), so that the later
+ *   seqs of its client are not held behind a hole: whichever of the no-op and a travelling copy of
+ *   the original is chosen first takes the seq, the other is then a duplicate; never both.
  *   Outcomes reported to this node's submitters (struct px_ack):
- *     PX_ACK_CHOSEN (0), slot N: the first slot delivered on this node that contains it; the host
- *       applied it there iff its filter admitted it (otherwise it was skipped as too old: fail it);
+ *     PX_ACK_CHOSEN (0), slot N: applied in slot N (the first slot delivered on this node where it
+ *       is chosen with every earlier seq of its client applied);
  *     PX_ACK_BEFORE (1), slot N: a snapshot installed up to N says it was applied at or before N;
- *     -ETIMEDOUT: not seen chosen within cfg.submit_timeout, or a snapshot cannot tell: outcome
- *       unknown (it may still be chosen later, and is then applied at most once);
- *     -ENOBUFS: too many pending (cfg.max_pending); it was never proposed.
+ *     -ETIMEDOUT: not applied within cfg.submit_timeout, or a snapshot cannot tell: outcome
+ *       unknown (it may still be applied later, at most once);
+ *     -ENOBUFS: too many pending (cfg.max_pending, no-ops not counted); it is never applied.
  *   -ESHUTDOWN on close, and an unknown outcome after a crash or a failed step, are the host's.
  *
  * Empty disk: a node whose stored acceptor state lacks the "initialised" marker (it lost its disk)
@@ -81,6 +91,7 @@ enum {
 	PX_BUG_SKIP_REPROPOSE = 1u << 2,       /* new leader fills recovered slots with no-ops */
 	PX_BUG_REPLY_BEFORE_PERSIST = 1u << 3, /* replies leave before their records are durable */
 	PX_BUG_LEARNER_VOTES_EARLY = 1u << 4,  /* an empty-disk node votes once peers answered */
+	PX_BUG_ADMIT_GAPS = 1u << 5, /* px_filter applies a seq past a gap (the FIFO rule broken) */
 };
 extern unsigned px_debug_bugs;
 #endif

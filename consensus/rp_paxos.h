@@ -37,7 +37,7 @@ struct rpx_item {
 	struct rpx_item *next; /* submit queue; then hash chain in the storage thread */
 	rp_done_cb cb;
 	void *arg;
-	uint64_t seq;
+	uint64_t client, seq; /* the core's (client, seq), set when handed to the core */
 	uint32_t nops;
 	struct zt_result *res; /* nops, inside this allocation */
 	uint8_t *value;	       /* inside this allocation */
@@ -69,6 +69,7 @@ struct rpx_job {
 	enum rpx_job_type type;
 	uint64_t epoch; /* the core generation that produced it (rpx.epoch) */
 	uint64_t a, b;
+	uint64_t client; /* RPX_J_ACK */
 	int status;
 	unsigned flags;	       /* RPX_P_* */
 	uint64_t promised;     /* RPX_J_PERSIST */
@@ -114,7 +115,11 @@ struct rpx {
 	uint32_t n;		    /* cluster size */
 	uint32_t self;		    /* px id */
 	uint32_t ids[RP_MAX_PEERS]; /* px id -> node id */
-	uint64_t client;	    /* this boot's client id (random, non-zero) */
+	uint64_t client; /* the core's client id: PX_CLIENT(self id, incarnation, 0); loop thread */
+	uint64_t cseq;	 /* its last seq handed to the core; loop thread */
+	uint64_t inc; /* its incarnation (px_batch.h), from rpx__load; written by the loop thread
+		       * after, read atomically by the storage thread */
+	int retired_logged; /* storage thread */
 	MDB_dbi db_meta, db_log;    /* "px_meta", "px_log" */
 
 	/* submissions: caller threads -> loop */

@@ -34,6 +34,8 @@ static unsigned bug_of(const char *name)
 		return PX_BUG_REPLY_BEFORE_PERSIST;
 	if (!strcmp(name, "learner-votes-early"))
 		return PX_BUG_LEARNER_VOTES_EARLY;
+	if (!strcmp(name, "admit-gaps"))
+		return PX_BUG_ADMIT_GAPS;
 #endif
 	(void)name;
 	return 0;

@@ -139,7 +139,9 @@ struct node {
 	/* the state machine */
 	uint64_t applied, chain;
 	struct px_filter filter;
-	uint64_t next_seq[CLIENTS];
+	uint64_t next_seq[CLIENTS]; /* per client C of this node, over all its boots (op index) */
+	uint64_t *bbase;	    /* [boot * CLIENTS + c]: next_seq[c] when boot began */
+	uint32_t nbbase;
 	uint32_t same_time_steps;
 	uint64_t last_step_at;
 	enum px_role was_role;
@@ -162,7 +164,8 @@ enum { OP_NONE = 0, OP_SUBMITTED, OP_ACKED, OP_STALE, OP_FAILED, OP_UNKNOWN };
 struct op {
 	uint8_t state;
 	bool after_heal;
-	uint64_t applied_slot;
+	bool noop;		/* its seq was taken by a no-op (px_batch.h), not by the op */
+	uint64_t applied_slot;	/* first slot that applied it (or its no-op) on any replica */
 };
 
 struct sim {
@@ -319,15 +322,17 @@ static struct ref *ref_at(struct sim *s, uint64_t slot)
 	return &s->refs[slot];
 }
 
-static uint32_t client_index(uint64_t client)
+/* Client C of node I in boot B: a new client (a new incarnation) every boot, seqs from 1. */
+static uint64_t client_id(uint32_t i, uint32_t boot, uint32_t c)
 {
-	return (uint32_t)(client - 1);
+	return PX_CLIENT(i + 1, boot, c);
 }
 
-static struct op *op_at(struct sim *s, uint64_t client, uint64_t seq)
+/* Op number G (over all boots) of client C of node I. */
+static struct op *op_g(struct sim *s, uint32_t i, uint32_t c, uint64_t seq)
 {
-	uint32_t ci = client_index(client);
-	if (ci >= PX_MAX_NODES * CLIENTS)
+	uint32_t ci = i * CLIENTS + c;
+	if (i >= PX_MAX_NODES || c >= CLIENTS)
 		return NULL;
 	if (seq >= s->opcap[ci]) {
 		uint64_t nc = s->opcap[ci] ? s->opcap[ci] : 64;
@@ -338,6 +343,16 @@ static struct op *op_at(struct sim *s, uint64_t client, uint64_t seq)
 		s->opcap[ci] = nc;
 	}
 	return &s->ops[ci][seq];
+}
+
+/* Submission (client, seq) as the op it is, or NULL if no such client ever existed. */
+static struct op *op_at(struct sim *s, uint64_t client, uint64_t seq)
+{
+	uint32_t i = PX_CLIENT_NODE(client) - 1, c = (uint32_t)(client & 0xff);
+	uint64_t boot = PX_CLIENT_INC(client);
+	if (i >= PX_MAX_NODES || c >= CLIENTS || boot >= s->nodes[i].nbbase / CLIENTS || seq == 0)
+		return NULL;
+	return op_g(s, i, c, s->nodes[i].bbase[boot * CLIENTS + c] + seq);
 }
 
 /* A durable accept record of node I: the definition of "chosen" (majority at one ballot). */
@@ -419,11 +434,37 @@ static void apply_slot(struct sim *s, uint32_t i, const struct px_apply *a)
 		if (!adm)
 			continue;
 		nd->chain = chain_op(nd->chain, a->slot, &sub);
+		/* FIFO: per client, the applied seqs are exactly 1, 2, 3, ... in order */
+		if (!op->applied_slot && sub.seq > 1) {
+			struct op *prev = op_at(s, sub.client, sub.seq - 1);
+			if (!prev || !prev->applied_slot || prev->applied_slot > a->slot)
+				violation(s,
+					  "SAFETY: op %llx/%llu applied in slot %llu before seq %llu "
+					  "of its client",
+					  (unsigned long long)sub.client, (unsigned long long)sub.seq,
+					  (unsigned long long)a->slot, (unsigned long long)sub.seq - 1);
+		}
+		if (sub.len == 0) {
+			/* a no-op takes the seq: its op was answered already, never as applied */
+			if (op->state == OP_ACKED || op->state == OP_SUBMITTED)
+				violation(s, "SAFETY: op %llx/%llu replaced by a no-op while %s",
+					  (unsigned long long)sub.client,
+					  (unsigned long long)sub.seq,
+					  op->state == OP_ACKED ? "acknowledged" : "pending");
+			if (!op->applied_slot) {
+				op->applied_slot = a->slot;
+				op->noop = true;
+			}
+			continue;
+		}
 		if (op->applied_slot && op->applied_slot != a->slot)
 			violation(s, "SAFETY: op %llu/%llu applied twice (slots %llu and %llu)",
 				  (unsigned long long)sub.client, (unsigned long long)sub.seq,
 				  (unsigned long long)op->applied_slot,
 				  (unsigned long long)a->slot);
+		if (op->noop && op->applied_slot != a->slot)
+			violation(s, "SAFETY: op %llx/%llu applied after its no-op",
+				  (unsigned long long)sub.client, (unsigned long long)sub.seq);
 		if (op->state == OP_FAILED || op->state == OP_STALE)
 			violation(
 			    s,
@@ -470,13 +511,16 @@ static void on_ack(struct sim *s, uint32_t i, const struct px_ack *a)
 				  (unsigned long long)a->slot);
 			return;
 		}
-		if (op->applied_slot == a->slot) {
+		if (op->applied_slot == a->slot && !op->noop) {
 			op->state = OP_ACKED;
 			s->st.acked++;
-		} else if (op->applied_slot == 0) {
-			op->state =
-			    OP_STALE; /* chosen, skipped by the filter: a definite failure */
+		} else if (op->applied_slot == 0 || op->noop) {
+			/* FIFO: a chosen ack means applied; nothing is skipped for good */
+			op->state = OP_STALE;
 			s->st.stale++;
+			violation(s, "SAFETY: op %llx/%llu acked chosen at slot %llu but not applied",
+				  (unsigned long long)a->client, (unsigned long long)a->seq,
+				  (unsigned long long)a->slot);
 		} else {
 			violation(s, "SAFETY: op %llu/%llu acked at slot %llu but applied at %llu",
 				  (unsigned long long)a->client, (unsigned long long)a->seq,
@@ -484,7 +528,7 @@ static void on_ack(struct sim *s, uint32_t i, const struct px_ack *a)
 				  (unsigned long long)op->applied_slot);
 		}
 	} else if (a->status == PX_ACK_BEFORE) {
-		if (!op->applied_slot || op->applied_slot > a->slot)
+		if (!op->applied_slot || op->noop || op->applied_slot > a->slot)
 			violation(
 			    s,
 			    "SAFETY: op %llu/%llu acked as applied before slot %llu but it was not",
@@ -498,7 +542,7 @@ static void on_ack(struct sim *s, uint32_t i, const struct px_ack *a)
 	} else {
 		op->state = OP_FAILED;
 		s->st.failed++;
-		if (op->applied_slot)
+		if (op->applied_slot && !op->noop)
 			violation(s, "SAFETY: op %llu/%llu failed (%d) but was applied",
 				  (unsigned long long)a->client, (unsigned long long)a->seq,
 				  a->status);
@@ -908,6 +952,13 @@ static void boot_node(struct sim *s, uint32_t i)
 	int rv;
 
 	px_cfg_of(s, i, &pc);
+	/* this boot's clients are new ones (a new incarnation of node I), seqs from 1 */
+	if (nd->nbbase < (nd->boot + 1) * CLIENTS) {
+		nd->bbase = xrealloc(nd->bbase, sizeof(uint64_t) * (nd->boot + 1) * CLIENTS);
+		for (uint32_t k = nd->nbbase; k < (nd->boot + 1) * CLIENTS; k++)
+			nd->bbase[k] = nd->next_seq[k % CLIENTS];
+		nd->nbbase = (nd->boot + 1) * CLIENTS;
+	}
 	b.initialised = nd->disk.initialised;
 	b.promised = nd->disk.promised;
 	b.commit = nd->disk.commit;
@@ -1007,6 +1058,7 @@ void sim_free(struct sim *s)
 		disk_free(&s->nodes[i].disk);
 		free(s->nodes[i].pw);
 		free(s->nodes[i].held);
+		free(s->nodes[i].bbase);
 	}
 	for (uint32_t k = 0; k < s->nheap; k++)
 		event_free(&s->heap[k]);
@@ -1160,9 +1212,8 @@ void sim_submit(struct sim *s, uint32_t i, uint32_t nops)
 	/* a closed loop: a client keeps at most 8 operations outstanding, so the offered load
 	 * stays within what the smallest windows and batches can carry */
 	uint32_t c = (uint32_t)(rnd(s) % CLIENTS), out = 0;
-	uint64_t client = (uint64_t)i * CLIENTS + c + 1;
 	for (uint64_t q = s->nodes[i].next_seq[c]; q > 0 && out < 8; q--) {
-		struct op *op = op_at(s, client, q);
+		struct op *op = op_g(s, i, c, q);
 		if (op->state == OP_SUBMITTED)
 			out++;
 		else if (s->nodes[i].next_seq[c] - q > 64)
@@ -1176,7 +1227,7 @@ void sim_submit(struct sim *s, uint32_t i, uint32_t nops)
 void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
 {
 	struct node *nd = &s->nodes[i];
-	uint64_t client = (uint64_t)i * CLIENTS + c + 1;
+	uint64_t client = client_id(i, nd->boot, c);
 	struct px_sub subs[16];
 	uint8_t data[16][64];
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = s->now};
@@ -1186,9 +1237,10 @@ void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
 	if (nops > 16)
 		nops = 16;
 	for (uint32_t k = 0; k < nops; k++) {
-		uint64_t seq = ++nd->next_seq[c];
-		struct op *op = op_at(s, client, seq);
-		uint32_t len = (uint32_t)(rnd(s) % 4 ? rnd(s) % 24 : rnd(s) % 65);
+		uint64_t g = ++nd->next_seq[c], seq = g - nd->bbase[nd->boot * CLIENTS + c];
+		struct op *op = op_g(s, i, c, g);
+		/* at least one byte: an empty submission is a no-op (px_batch.h) */
+		uint32_t len = (uint32_t)(rnd(s) % 4 ? 1 + rnd(s) % 24 : 1 + rnd(s) % 64);
 		for (uint32_t b = 0; b < len; b++)
 			data[k][b] = (uint8_t)(client * 31 + seq * 7 + b);
 		subs[k] =
@@ -1235,14 +1287,14 @@ uint64_t sim_next_seq(const struct sim *s, uint32_t node, uint32_t c)
 
 uint32_t sim_op_state(struct sim *s, uint32_t node, uint32_t c, uint64_t seq)
 {
-	struct op *op = op_at(s, (uint64_t)node * CLIENTS + c + 1, seq);
+	struct op *op = op_g(s, node, c, seq);
 	return op ? op->state : 0;
 }
 
 uint64_t sim_op_slot(struct sim *s, uint32_t node, uint32_t c, uint64_t seq)
 {
-	struct op *op = op_at(s, (uint64_t)node * CLIENTS + c + 1, seq);
-	return op ? op->applied_slot : 0;
+	struct op *op = op_g(s, node, c, seq);
+	return op && !op->noop ? op->applied_slot : 0;
 }
 
 uint64_t sim_applied(const struct sim *s, uint32_t i)

@@ -349,73 +349,122 @@ Test(px_batch, iterate_and_reject_malformed)
 
 /* ---- the de-duplication filter ---- */
 
-Test(px_filter, applies_each_seq_once)
+Test(px_filter, applies_in_order_each_seq_once)
 {
 	struct px_filter f = {0};
-	cr_assert_eq(px_filter_admit(&f, 1, 1), 1);
-	cr_assert_eq(px_filter_admit(&f, 1, 1), 0); /* duplicate */
-	cr_assert_eq(px_filter_admit(&f, 1, 3), 1);
-	cr_assert_eq(px_filter_admit(&f, 1, 2), 1); /* late but new: inside the window */
-	cr_assert_eq(px_filter_admit(&f, 1, 2), 0);
-	cr_assert_eq(px_filter_admit(&f, 1, 3), 0);
-	cr_assert_eq(px_filter_admit(&f, 2, 3), 1); /* clients are independent */
-	cr_assert_eq(px_filter_admit(&f, 1, 0), 0); /* seq 0 is never applied */
-	cr_assert_eq(px_filter_last(&f, 1), 3);
-	cr_assert_eq(px_filter_seen(&f, 1, 2), 1);
-	cr_assert_eq(px_filter_seen(&f, 1, 4), 0);
-	cr_assert_eq(px_filter_seen(&f, 7, 1), 0);
-	/* the window: 64 below the highest */
-	cr_assert_eq(px_filter_admit(&f, 1, 100), 1);
-	cr_assert_eq(px_filter_seen(&f, 1, 36), 0);
-	cr_assert_eq(px_filter_admit(&f, 1, 36), 1);
-	cr_assert_eq(px_filter_seen(&f, 1, 36), 1);
-	cr_assert_eq(px_filter_seen(&f, 1, 35), -1);
-	cr_assert_eq(px_filter_admit(&f, 1, 35), 0); /* too old to tell: skipped */
+	uint64_t a = PX_CLIENT(1, 5, 0), b = PX_CLIENT(2, 1, 0);
+	cr_assert_eq(px_filter_admit(&f, a, 1), 1);
+	cr_assert_eq(px_filter_admit(&f, a, 1), 0); /* duplicate */
+	cr_assert_eq(px_filter_admit(&f, a, 3), 0); /* a gap: 2 is missing */
+	cr_assert_eq(px_filter_admit(&f, a, 2), 1);
+	cr_assert_eq(px_filter_admit(&f, a, 3), 1); /* now in order */
+	cr_assert_eq(px_filter_admit(&f, a, 2), 0);
+	cr_assert_eq(px_filter_admit(&f, b, 3), 0); /* a client starts at 1 */
+	cr_assert_eq(px_filter_admit(&f, b, 1), 1); /* clients are independent */
+	cr_assert_eq(px_filter_admit(&f, a, 0), 0); /* seq 0 is never applied */
+	cr_assert_eq(px_filter_last(&f, a), 3);
+	cr_assert_eq(px_filter_seen(&f, a, 2), 1);
+	cr_assert_eq(px_filter_seen(&f, a, 4), 0);
+	cr_assert_eq(px_filter_seen(&f, PX_CLIENT(7, 1, 0), 1), 0);
 	px_filter_free(&f);
 }
 
-/* Against a model: a set of everything admitted, over random sequences. */
+Test(px_filter, a_new_incarnation_retires_the_older_ones)
+{
+	struct px_filter f = {0};
+	uint64_t a = PX_CLIENT(1, 5, 0), a6 = PX_CLIENT(1, 6, 0), b = PX_CLIENT(2, 1, 0);
+	for (uint64_t q = 1; q <= 3; q++)
+		cr_assert_eq(px_filter_admit(&f, a, q), 1);
+	cr_assert_eq(px_filter_admit(&f, b, 1), 1);
+	cr_assert_eq(px_filter_admit(&f, a6, 2), 0); /* a gap retires nothing */
+	cr_assert_eq(px_filter_last(&f, a), 3);
+	cr_assert_eq(px_filter_admit(&f, a6, 1), 1);
+	cr_assert_eq(px_filter_last(&f, a), 0);
+	cr_assert_eq(px_filter_seen(&f, a, 1), -1); /* retired: cannot tell */
+	cr_assert_eq(px_filter_admit(&f, a, 4), 0); /* a late copy of a retired client */
+	cr_assert_eq(px_filter_admit(&f, PX_CLIENT(1, 4, 0), 1), 0);
+	cr_assert_eq(px_filter_admit(&f, PX_CLIENT(1, 6, 1), 1), 1); /* same incarnation */
+	cr_assert_eq(px_filter_last(&f, b), 1);			      /* other nodes untouched */
+	cr_assert_eq(f.count, 3);
+	/* bounded: a thousand boots of node 3 leave one entry for it */
+	for (uint64_t inc = 1; inc <= 1000; inc++)
+		for (uint64_t q = 1; q <= 3; q++)
+			cr_assert_eq(px_filter_admit(&f, PX_CLIENT(3, inc, 0), q), 1);
+	cr_assert_eq(f.count, 4);
+	cr_assert_eq(px_filter_size(&f), 4 + 4 * 16);
+	px_filter_free(&f);
+}
+
+/* Against a model (per client the last seq, per node the current incarnation), over random
+ * submissions of 2 nodes x 3 incarnations x 2 clients. */
 Test(px_filter, matches_a_model)
 {
 	for (int round = 0; round < 50; round++) {
 		struct px_filter f = {0};
-		static uint8_t seen[4][400];
-		uint64_t hi[4] = {0};
-		memset(seen, 0, sizeof(seen));
-		for (int k = 0; k < 2000; k++) {
-			uint64_t c = xr() % 4, q = 1 + xr() % 399;
+		uint64_t last[2][4][2], cur[2] = {0, 0};
+		memset(last, 0, sizeof(last));
+		for (int k = 0; k < 3000; k++) {
+			uint32_t n = (uint32_t)(xr() % 2), i = (uint32_t)(1 + xr() % 3),
+				 c = (uint32_t)(xr() % 2);
+			uint64_t cl = PX_CLIENT(n + 1, i, c), q, *l = &last[n][i][c];
 			int want, got;
-			if (xr() % 2 && hi[c] + 1 < 400)
-				q = hi[c] + 1 + xr() % 3;
-			if (q >= 400)
-				q = 399;
-			want = !seen[c][q] && (q > hi[c] || q + PX_FILTER_WINDOW >= hi[c]);
-			got = px_filter_admit(&f, c + 1, q);
-			cr_assert_eq(got, want, "client %llu seq %llu (highest %llu)",
-				     (unsigned long long)c, (unsigned long long)q,
-				     (unsigned long long)hi[c]);
+			q = xr() % 3 ? *l + 1 : xr() % (*l + 3);
+			if (i < cur[n])
+				want = 0;
+			else if (i == cur[n])
+				want = q == *l + 1 && q > 0;
+			else
+				want = q == 1;
+			got = px_filter_admit(&f, cl, q);
+			cr_assert_eq(got, want, "node %u inc %u client %u seq %llu (last %llu)", n,
+				     i, c, (unsigned long long)q, (unsigned long long)*l);
 			if (got) {
-				seen[c][q] = 1;
-				if (q > hi[c])
-					hi[c] = q;
+				if (i > cur[n]) {
+					memset(last[n], 0, sizeof(last[n]));
+					cur[n] = i;
+				}
+				*l = q;
 			}
 		}
 		/* a snapshot round trip keeps the exact state */
 		{
 			struct px_filter g = {0};
-			size_t n = px_filter_size(&f);
-			uint8_t *b = malloc(n);
-			cr_assert_eq(px_filter_encode(&f, b, n), 0);
-			cr_assert_eq(px_filter_decode(&g, b, n), 0);
-			for (uint64_t c = 0; c < 4; c++)
-				for (uint64_t q = 1; q < 400; q++)
-					cr_assert_eq(px_filter_seen(&g, c + 1, q),
-						     px_filter_seen(&f, c + 1, q));
+			size_t sz = px_filter_size(&f);
+			uint8_t *b = malloc(sz);
+			cr_assert_eq(px_filter_encode(&f, b, sz), 0);
+			cr_assert_eq(px_filter_decode(&g, b, sz), 0);
+			for (uint32_t n = 0; n < 2; n++)
+				for (uint32_t i = 1; i <= 3; i++)
+					for (uint32_t c = 0; c < 2; c++)
+						for (uint64_t q = 1; q < 40; q++)
+							cr_assert_eq(
+							    px_filter_seen(&g, PX_CLIENT(n + 1, i, c), q),
+							    px_filter_seen(&f, PX_CLIENT(n + 1, i, c), q));
 			px_filter_free(&g);
-			cr_assert_eq(px_filter_decode(&g, b, n - 1), -EINVAL);
+			cr_assert_eq(px_filter_decode(&g, b, sz - 1), -EINVAL);
 			free(b);
 		}
 		px_filter_free(&f);
+	}
+}
+
+/* Malformed stored filters are refused: seq 0, a client twice, two incarnations of one node. */
+Test(px_filter, decode_refuses_what_admit_cannot_make)
+{
+	struct px_filter g = {0};
+	uint8_t b[4 + 32] = {2};
+	uint64_t v[4][4] = {{PX_CLIENT(1, 1, 0), 0, PX_CLIENT(2, 1, 0), 1},
+			    {PX_CLIENT(1, 1, 0), 1, PX_CLIENT(1, 1, 0), 2},
+			    {PX_CLIENT(1, 1, 0), 1, PX_CLIENT(1, 2, 0), 1},
+			    {PX_CLIENT(1, 1, 0), 4, PX_CLIENT(1, 1, 1), 2}};
+	for (int k = 0; k < 4; k++) {
+		for (int w = 0; w < 4; w++)
+			for (int j = 0; j < 8; j++)
+				b[4 + 8 * w + j] = (uint8_t)(v[k][w] >> (8 * j));
+		cr_assert_eq(px_filter_decode(&g, b, sizeof(b)), k == 3 ? 0 : -EINVAL, "case %d", k);
+		if (k == 3)
+			cr_assert_eq(px_filter_last(&g, PX_CLIENT(1, 1, 0)), 4);
+		px_filter_free(&g);
 	}
 }
 

@@ -103,10 +103,13 @@ static void px_filters(void)
 {
 	for (int n = 0; n < 4; n++) {
 		struct px_filter f = {0};
+		/* clients of nodes 1..n, incarnations in ms, two clients of node 1 */
 		for (int c = 0; c < n * 2; c++)
-			for (uint64_t seq = 1; seq <= (uint64_t)(c * 40 + 3);
-			     seq += 1 + (uint64_t)c % 3)
-				if (px_filter_admit(&f, 1000 + (uint64_t)c, seq) < 0)
+			for (uint64_t seq = 1; seq <= (uint64_t)(c * 40 + 3); seq++)
+				if (px_filter_admit(&f,
+						    PX_CLIENT(1 + c / 2, 1795830000000ull + (uint64_t)c / 2,
+							      c % 2),
+						    seq) < 0)
 					exit(1);
 		size_t len = px_filter_size(&f);
 		uint8_t *buf = malloc(len);
