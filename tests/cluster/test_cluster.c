@@ -1464,7 +1464,15 @@ Test(cluster, churn_loses_no_acknowledged_write)
 		}
 	}
 	st_rend(r);
-	cr_log_info("%d of %d writes acknowledged", acked, ROUNDS * PER);
+	{
+		int to = 0, sd = 0;
+		for (int k = 0; k < ROUNDS * PER; k++) {
+			to += status[k] == -ETIMEDOUT;
+			sd += status[k] == -ESHUTDOWN;
+		}
+		cr_log_info("%d of %d writes acknowledged, %d timed out, %d stopped with their node",
+			    acked, ROUNDS * PER, to, sd);
+	}
 	cr_assert_gt(acked, ROUNDS * PER / 2);
 	free(status);
 }
