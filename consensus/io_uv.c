@@ -28,8 +28,6 @@
 #include "consensus/rp_test.h"
 #include "store/zt_snap.h"
 
-#define RPX__MAX_OPS	 65536
-#define RPX__TXN_BYTES	 ((size_t)16 << 20)
 #define RPX__SNAP_MAGIC	 0x504e5351u /* "QSNP" */
 #define RPX__SNAP_HDR	 20u
 #define RPX__SNAP_CHUNK	 ((size_t)2 << 20)
@@ -824,32 +822,6 @@ static void *rpx__loop_main(void *arg)
 
 /* ---- rp.h ---- */
 
-static int rpx__validate(const struct zt_op *ops, uint32_t nops)
-{
-	size_t size = 0;
-
-	if (!ops || nops == 0 || nops > RPX__MAX_OPS)
-		return -EINVAL;
-	for (uint32_t i = 0; i < nops; i++) {
-		const struct zt_op *op = &ops[i];
-		if (op->type < ZT_OP_CREATE || op->type > ZT_OP_SESSION || !op->path)
-			return -EINVAL;
-		if (op->type == ZT_OP_RENAME && !op->path2)
-			return -EINVAL;
-		if (op->len && !op->data)
-			return -EINVAL;
-		if (op->len > ZT_MAX_DATA)
-			return -EFBIG;
-		size_t pl = strnlen(op->path, ZT_PATH_MAX);
-		size_t p2l = op->type == ZT_OP_RENAME ? strnlen(op->path2, ZT_PATH_MAX) : 0;
-		if (pl >= ZT_PATH_MAX || p2l >= ZT_PATH_MAX)
-			return -EINVAL;
-		size +=
-		    sizeof(struct zt_op) + sizeof(struct zt_result) + pl + 1 + p2l + 1 + op->len;
-	}
-	return size > RPX__TXN_BYTES ? -EFBIG : 0;
-}
-
 static int rpx__queue(struct rpx *x, struct rpx_item *it)
 {
 	it->reg = rpx__job_new(RPX_J_REGISTER, 0);
@@ -911,11 +883,8 @@ static int rpx_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_
 	struct rpx_item *it;
 	void *enc = NULL;
 	size_t elen = 0;
-	int rc = rpx__validate(ops, nops);
+	int rc = zt_ops_encode(ops, nops, &enc, &elen); /* ops validated by rp_submit */
 
-	if (rc)
-		return rc;
-	rc = zt_ops_encode(ops, nops, &enc, &elen);
 	if (rc)
 		return rc;
 	it = rpx__item_new(cb, arg, nops, RPX_V_TXN, enc, elen);

@@ -123,12 +123,15 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
  * Submit one tree transaction (nops > 1: all-or-nothing multi). The ops (paths, data) are copied
  * before return. On success CB runs exactly once, later, on the apply thread. On failure (return
  * -EINVAL for ops that can never be valid, e.g. data over ZT_MAX_DATA -> -EFBIG, -ENOMEM,
- * -ESHUTDOWN) CB never runs. -EINVAL covers: nops 0 or over 65536, bad op type, NULL path (or path2
- * of a rename), data NULL with len > 0, a path of ZT_PATH_MAX bytes or more. -EFBIG also when
- * the ops of one transaction carry more than 16 MiB in all. A path that is merely
+ * -ESHUTDOWN) CB never runs. -EINVAL covers: nops 0 or over RP_MAX_OPS, bad op type, NULL path
+ * (or path2 of a rename), data NULL with len > 0, a path of ZT_PATH_MAX bytes or more. -EFBIG also
+ * when the ops of one transaction need more than RP_TXN_BYTES in all. These checks are made here,
+ * once, before the backend sees the transaction (rp_api.c). A path that is merely
  * malformed is not refused here: it commits with res[i].err = ZT_EBADARGS, as in ZooKeeper.
  * Thread-safe: any thread.
  */
+#define RP_MAX_OPS   65536		  /* ops per transaction */
+#define RP_TXN_BYTES ((size_t)16 << 20) /* a transaction's ops, strings, data and results */
 int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb, void *arg);
 
 /*

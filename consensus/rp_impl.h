@@ -8,6 +8,7 @@
 #include "consensus/rp.h"
 
 struct rp_ops {
+	/* ops were validated by rp_submit (rp.h): the backend only copies and queues them */
 	int (*submit)(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb,
 		      void *arg);
 	int (*sync)(struct rp *rp, rp_done_cb cb, void *arg);

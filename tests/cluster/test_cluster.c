@@ -597,6 +597,52 @@ Test(cluster, three_nodes_apply_the_same_writes)
 	cr_assert(stat_is(0, "peer.2=up\n") && stat_is(0, "peer.3=up\n"));
 }
 
+/* rp_submit refuses what can never be valid the same way for both backends (rp_api.c), before
+ * the replica queues anything: the callback never runs and nothing is proposed. */
+static void refused_cb(void *arg, int status, uint64_t zxid, const struct zt_result *res,
+		       uint32_t nres)
+{
+	(void)status;
+	(void)zxid;
+	(void)res;
+	(void)nres;
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(cluster, submit_refuses_impossible_ops)
+{
+	int called = 0;
+	struct zt_op op = {.type = ZT_OP_CREATE, .path = "/a"}, many[17];
+	struct rp *rp;
+	char *big = calloc(1, ZT_MAX_DATA + 1);
+
+	cr_assert_not_null(big);
+	cl_init(3, 0, 0);
+	cl_open_all();
+	rp = C.nodes[0].rp;
+	cr_assert_eq(rp_submit(rp, &op, 0, refused_cb, &called), -EINVAL);
+	cr_assert_eq(rp_submit(rp, NULL, 1, refused_cb, &called), -EINVAL);
+	cr_assert_eq(rp_submit(rp, &op, RP_MAX_OPS + 1, refused_cb, &called), -EINVAL);
+	op.type = 42;
+	cr_assert_eq(rp_submit(rp, &op, 1, refused_cb, &called), -EINVAL);
+	op.type = ZT_OP_RENAME;
+	cr_assert_eq(rp_submit(rp, &op, 1, refused_cb, &called), -EINVAL);
+	op.type = ZT_OP_SET;
+	op.len = 1;
+	cr_assert_eq(rp_submit(rp, &op, 1, refused_cb, &called), -EINVAL);
+	op.data = big;
+	op.len = ZT_MAX_DATA + 1;
+	cr_assert_eq(rp_submit(rp, &op, 1, refused_cb, &called), -EFBIG);
+	op.len = ZT_MAX_DATA;
+	for (int i = 0; i < 17; i++)
+		many[i] = op;
+	cr_assert_eq(rp_submit(rp, many, 17, refused_cb, &called), -EFBIG);
+	free(big);
+	wait_leader(10000);
+	create_ok(0, "/after", "1"); /* the replica goes on */
+	cr_assert_eq(__atomic_load_n(&called, __ATOMIC_SEQ_CST), 0);
+}
+
 Test(cluster, five_nodes_apply_the_same_writes)
 {
 	cl_init(5, 0, 0);
