@@ -91,6 +91,7 @@ struct io_net {
 	struct io_net_stats stats;
 	int closing;
 	unsigned handles; /* open uv handles; NET is freed when closing and this reaches 0 */
+	uint32_t proto;	  /* the protocol version this node speaks: IO_NET_PROTO */
 };
 
 struct wreq {
@@ -394,7 +395,7 @@ static void out_on_connect(uv_connect_t *req, int status)
 	}
 	uv_tcp_nodelay(&p->tcp, 1);
 	memcpy(h, "QFSN", 4);
-	put32(h + 4, IO_NET_PROTO);
+	put32(h + 4, net->proto);
 	put32(h + 8, net->cfg.self_id);
 	put32(h + 12, p->id);
 	memcpy(h + 16, net->cfg.cluster_id, IO_NET_CLUSTER_LEN);
@@ -477,7 +478,7 @@ static int in_hello(struct in_conn *c)
 	}
 	memcpy(c->hello, h, HELLO_LEN);
 	from = get32(h + 8);
-	if (get32(h + 4) != IO_NET_PROTO)
+	if (get32(h + 4) != net->proto)
 		status = REFUSE_VERSION;
 	else if (!peer_cfg(net, from) || from == net->cfg.self_id)
 		status = REFUSE_UNKNOWN_ID;
@@ -680,6 +681,16 @@ int io_net_start(uv_loop_t *loop, const struct io_net_config *cfg, struct io_net
 		return -ENOMEM;
 	net->loop = loop;
 	net->cfg = *cfg;
+	net->proto = IO_NET_PROTO;
+#ifdef QFS_TEST_HOOKS
+	/* test builds: QFS_TEST_NET_PROTO=N makes this node speak protocol version N (a node of
+	 * another release), to show that the others refuse it at the handshake */
+	{
+		const char *v = getenv("QFS_TEST_NET_PROTO");
+		if (v && *v)
+			net->proto = (uint32_t)strtoul(v, NULL, 10);
+	}
+#endif
 	if (!net->cfg.backoff_min_ms)
 		net->cfg.backoff_min_ms = 20;
 	if (!net->cfg.backoff_max_ms)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peers that must not join are refused at the handshake, logged, and nothing breaks:
-#  - a node with the wrong secret; a node of another cluster (--cluster-id); an unknown node id;
+#  - a node with the wrong secret; a node of another cluster (--cluster-id); a node speaking another
+#    protocol version (test builds); an unknown node id;
 #  - garbage bytes and an HTTP request on a peer port;
 # meanwhile the two good nodes keep a leader and serve writes, and the refused node never applies
 # anything. Finally the third node, started right, joins and agrees.
@@ -47,6 +48,20 @@ check "another cluster id: refused and logged" wait_for 10 logged 1 2 3 "cluster
 refused_node "another cluster"
 cl_term 3 || fail "stop node 3"
 rm -rf "$T/d3"
+
+# --- another protocol version (test builds: QFS_TEST_NET_PROTO makes node 3 advertise version 99)
+if [[ "${QFS_HOOKS:-0}" == 1 ]]; then
+	QFS_TEST_NET_PROTO=99 cl_start 3 || exit 1
+	check "another protocol version: refused and logged by the others" \
+		wait_for 10 logged 1 2 "refused a connection from node 3 (protocol 99): protocol version differs"
+	check "another protocol version: node 3 logs why it is refused" \
+		wait_for 10 logged 3 "protocol version differs"
+	refused_node "another protocol version"
+	cl_term 3 || fail "stop node 3"
+	rm -rf "$T/d3"
+else
+	echo "skip - another protocol version (not a QFS_TEST_HOOKS build)"
+fi
 
 # --- an unknown node id: node 4 of a five-node list that nodes 1..3 do not have
 P4=$((CL_PORT[3] + 1))
