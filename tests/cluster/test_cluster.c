@@ -1522,3 +1522,105 @@ Test(cluster, churn_loses_no_acknowledged_write)
 	cr_assert_gt(acked, ROUNDS * PER / 2);
 	free(status);
 }
+
+/* ---- session expiry decided by the leader (io_sess.c) ---- */
+
+/* Submit OP at node I and wait for its outcome: the status, else the op's error. */
+static int submit1(int i, struct zt_op op)
+{
+	struct waiter w;
+	int rc;
+
+	w_init(&w, rp_env(C.nodes[i].rp), NULL);
+	rc = rp_submit(C.nodes[i].rp, &op, 1, w_cb, &w);
+	cr_assert_eq(rc, 0, "rp_submit: %s", strerror(-rc));
+	w_wait(&w, 15000);
+	rc = w.status ? w.status : w.err0;
+	w_fini(&w);
+	return rc;
+}
+
+static int node_has(int i, const char *path)
+{
+	struct st_rtxn *r;
+	struct zt_node n;
+	int rc;
+
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[i].rp), &r), 0);
+	rc = zt_get(r, path, &n);
+	st_rend(r);
+	return rc == 0;
+}
+
+static uint32_t session_state(int i, uint32_t node)
+{
+	struct st_rtxn *r;
+	struct zt_session z;
+	int rc;
+
+	cr_assert_eq(st_rbegin(rp_env(C.nodes[i].rp), &r), 0);
+	rc = zt_session_get(r, node, &z);
+	st_rend(r);
+	return rc == 0 ? z.state : 0;
+}
+
+Test(cluster, a_cut_off_node_loses_its_ephemerals_a_healthy_one_keeps_them)
+{
+	const int32_t timeout = 500; /* 25 ticks of 20 ms */
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int f = (leader + 1) % 3, g = (leader + 2) % 3;
+	for (int k = 0; k < 3; k++) {
+		if (k == leader)
+			continue;
+		cr_assert_eq(submit1(k, (struct zt_op){.type = ZT_OP_SESSION,
+						       .flags = ZT_SESSION_F_OPEN,
+						       .version = timeout,
+						       .owner = (int64_t)((uint64_t)(k + 1) << 56),
+						       .path = "/"}),
+			     0);
+	}
+	cr_assert_eq(submit1(f, (struct zt_op){.type = ZT_OP_CREATE,
+					       .flags = ZT_CREATE_EPHEMERAL,
+					       .owner = (int64_t)ZT_SESSION_ID(f + 1, 1, 1),
+					       .path = "/ef"}),
+		     0);
+	cr_assert_eq(submit1(g, (struct zt_op){.type = ZT_OP_CREATE,
+					       .flags = ZT_CREATE_EPHEMERAL,
+					       .owner = (int64_t)ZT_SESSION_ID(g + 1, 1, 1),
+					       .path = "/eg"}),
+		     0);
+	wait_converged(10000);
+	/* healthy: both stay for several timeouts */
+	for (uint64_t end = now_ms() + 4 * (uint64_t)timeout; now_ms() < end;) {
+		cr_assert(node_has(leader, "/ef") && node_has(leader, "/eg"), "spurious expiry");
+		sleep_ms(20);
+	}
+	/* cut F off (frames lost both ways, process alive): the leader expires F's epoch only */
+	isolate(f, 1);
+	uint64_t t0 = now_ms();
+	while (node_has(leader, "/ef")) {
+		cr_assert_lt(now_ms() - t0, 10000, "the cut-off node's ephemeral stays");
+		sleep_ms(5);
+	}
+	uint64_t took = now_ms() - t0;
+	fprintf(stderr,
+		"session expiry: the cut-off node's ephemeral was deleted %" PRIu64
+		" ms after the cut (timeout %d ms)\n",
+		took, timeout);
+	cr_assert_geq(took, (uint64_t)timeout - 40, "expired before its timeout");
+	cr_assert(node_has(leader, "/eg"));
+	cr_assert_eq(session_state(leader, (uint32_t)f + 1), ZT_SESSION_EXPIRED);
+	cr_assert_eq(session_state(leader, (uint32_t)g + 1), ZT_SESSION_OPEN);
+	/* healed, F learns it at the same point of the log; its old epoch creates nothing more */
+	isolate(f, 0);
+	wait_converged(15000);
+	cr_assert_eq(session_state(f, (uint32_t)f + 1), ZT_SESSION_EXPIRED);
+	cr_assert(!node_has(f, "/ef"));
+	cr_assert_eq(submit1(f, (struct zt_op){.type = ZT_OP_CREATE,
+					       .flags = ZT_CREATE_EPHEMERAL,
+					       .owner = (int64_t)ZT_SESSION_ID(f + 1, 1, 2),
+					       .path = "/ef2"}),
+		     ZT_ESESSIONEXPIRED);
+}

@@ -7,6 +7,14 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cl_init 3 "$@"
 TIMEOUT=1000
+mkdir -p "$T/bad"
+if "$QFS" -f --id 1 --peers "$CL_PEERS" --secret-file "$CL_SECRET" --data "$T/bad" \
+	--min-session-timeout 2000 --max-session-timeout 1000 "$T/bad" 2>"$T/bad.err"; then
+	fail "a minimum session timeout above the maximum must be refused"
+else
+	check "a minimum session timeout above the maximum is refused, with a message" \
+		grep -q "minimum session timeout (2000 ms) is above the maximum (1000 ms)" "$T/bad.err"
+fi
 CL_ARGS=(--session-timeout "$TIMEOUT")
 cl_start_all || exit 1
 L=$(cl_wait_leader 20 1 2 3) || { fail "no leader"; finish; }
