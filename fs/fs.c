@@ -121,6 +121,8 @@ struct fs {
 	int64_t sbase;		       /* protected by slock: ZT_SESSION_ID(node, open epoch, 0),
 					  0 while no epoch is open */
 	int sopening;		       /* protected by slock: an OPEN is in flight */
+	int swant;		       /* protected by slock: keep an epoch open (from the first
+					  ephemeral create of this run on) */
 	int sstop;		       /* protected by slock: fs_detach */
 	uint64_t sexpired;	       /* protected by slock: epochs this node lost to expiry */
 	pthread_t sthread;	       /* the session thread, started by fs_attach */
@@ -641,13 +643,14 @@ static int32_t fs__expect_take(struct fs *fs, fuse_req_t req, const char *path, 
  * Liveness is per node (ZooKeeper's session timeout, decided by the cluster): the daemon holds one
  * node session (zt.h, ZT_OP_SESSION) whose epoch names every session it creates:
  * ZT_SESSION_ID(node id, epoch, counter). The session thread (fs__sess_main) OPENs an epoch with
- * the negotiated timeout at start (which deletes the ephemerals of the previous incarnation, in
- * the log) and again after an expiry. The leader EXPIREs the epoch when it has not heard from this
- * node for longer than the timeout (consensus/io_sess.c); the thread sees it in the applied tree
- * (also after a snapshot install), marks the open files of that epoch expired (their writes fail
- * with EKEYEXPIRED, their close deletes nothing more: the log did) and opens a new epoch. An
- * ephemeral create waits up to FS__SESSION_WAIT_MS for an open epoch (else ETIMEDOUT); one
- * ordered after the expiry of its epoch fails in the log with EKEYEXPIRED (ZT_ESESSIONEXPIRED).
+ * the negotiated timeout at the first ephemeral create of this run (or at start when ephemerals
+ * of the previous incarnation exist: the OPEN deletes them, in the log; a run that creates none
+ * commits nothing), and again right after an expiry. The leader EXPIREs the epoch when it has not
+ * heard from this node for longer than the timeout (consensus/io_sess.c); the thread sees it in the
+ * applied tree (also after a snapshot install), marks the open files of that epoch expired (their
+ * writes fail with EKEYEXPIRED, their close deletes nothing more: the log did) and opens a new
+ * epoch. An ephemeral create waits up to FS__SESSION_WAIT_MS for an open epoch (else ETIMEDOUT);
+ * one ordered after the expiry of its epoch fails in the log with EKEYEXPIRED (ZT_ESESSIONEXPIRED).
  */
 /* Closing a session: owned by the handler, then by the replica's callback. */
 struct fs__sctx {
@@ -999,6 +1002,10 @@ static int fs__session_new(struct fs *fs, long wait_ms, int64_t *out)
 
 	fs__deadline(&dl, wait_ms);
 	pthread_mutex_lock(&fs->slock);
+	if (!fs->swant) {
+		fs->swant = 1;
+		pthread_cond_broadcast(&fs->scond); /* wakes the session thread */
+	}
 	while (fs->sbase == 0 && !fs->sstop && rv == 0)
 		rv = pthread_cond_timedwait(&fs->scond, &fs->slock, &dl);
 	if (fs->sbase != 0) {
@@ -1100,7 +1107,7 @@ static void *fs__sess_main(void *arg)
 			fs->sbase = 0;
 			pthread_cond_broadcast(&fs->scond);
 		}
-		if (fs->sbase == 0 && !fs->sopening) {
+		if (fs->sbase == 0 && fs->swant && !fs->sopening) {
 			struct zt_op op = {.type = ZT_OP_SESSION,
 					   .flags = ZT_SESSION_F_OPEN,
 					   .version = (int32_t)t,

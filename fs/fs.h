@@ -62,8 +62,9 @@ int fs_new(const struct fs_config *cfg, struct fs **out);
 void fs_on_change(void *arg, const struct zt_change *ch);
 
 /* Use RP (opened with fs_on_change) from now on; reads the root and starts the session thread,
- * which opens this node's session epoch (fs.c, "sessions"); when ephemerals of a previous run of
- * this node exist, waits (at most 10 s) until that epoch deleted them. 0, -ENOMEM, -EIO, or a
+ * which opens this node's session epoch at the first ephemeral create (fs.c, "sessions"); when
+ * ephemerals of a previous run of this node exist, opens it now and waits (at most 10 s) until
+ * that deleted them. 0, -ENOMEM, -EIO, or a
  * pthread error. */
 int fs_attach(struct fs *fs, struct rp *rp);
 
