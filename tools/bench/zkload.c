@@ -89,7 +89,7 @@ struct client {
 	pthread_cond_t cv;
 	int inflight;
 	int connected;
-	int failed; /* protected by mu: a request failed since the loop last looked */
+	int failed; /* protected by mu: the last request that completed failed */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -162,7 +162,7 @@ static void finish(struct req *r, int rc)
 	free(r);
 	pthread_mutex_lock(&c->mu);
 	c->inflight--;
-	c->failed |= rc != ZOK;
+	c->failed = rc != ZOK;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -207,9 +207,8 @@ static void *async_loop(void *arg)
 			pthread_cond_wait(&c->cv, &c->mu);
 		c->inflight++;
 		if (c->failed) {
-			/* not connected (a failover): back off instead of spinning on the CPU the
-			 * election needs */
-			c->failed = 0;
+			/* not connected (a failover): one request a millisecond until one succeeds,
+			 * instead of spinning on the CPU the election needs */
 			pthread_mutex_unlock(&c->mu);
 			sleep_s(0.001);
 		} else {
