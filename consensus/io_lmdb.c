@@ -53,15 +53,27 @@ struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len)
 	return j;
 }
 
+void rpx__jobs_push(struct rpx *x, struct rpx_job *head)
+{
+	struct rpx_job *last = head;
+
+	if (!head)
+		return;
+	for (struct rpx_job *j = head; j; j = j->next) {
+		j->epoch = x->epoch;
+		last = j;
+	}
+	pthread_mutex_lock(&x->job_lock);
+	*x->job_tail = head;
+	x->job_tail = &last->next;
+	pthread_cond_signal(&x->job_cond);
+	pthread_mutex_unlock(&x->job_lock);
+}
+
 void rpx__job_push(struct rpx *x, struct rpx_job *j)
 {
 	j->next = NULL;
-	j->epoch = x->epoch;
-	pthread_mutex_lock(&x->job_lock);
-	*x->job_tail = j;
-	x->job_tail = &j->next;
-	pthread_cond_signal(&x->job_cond);
-	pthread_mutex_unlock(&x->job_lock);
+	rpx__jobs_push(x, j);
 }
 
 /* ---- small LMDB helpers ---- */
@@ -756,12 +768,40 @@ static void rpx__reboot(struct rpx *x, int status)
 	rpx__wake(x);
 }
 
+/*
+ * Whether JOBS may share a lazy commit (st_wcommit_lazy: one disk flush, and an operating-system
+ * crash may undo it until the next full commit): only when they hold nothing that a promise or a
+ * vote rests on. Applying chosen slots (the tree, the applied slot, the filter), acks, registers
+ * and the commit-index hint are all rebuilt from the durable log after such a crash (writes were
+ * acknowledged because a majority persisted them in full commits), so they need not wait for a
+ * second flush. Acceptor records (promises, accepted values, the initialised marker), snapshots,
+ * compaction and everything else take a full commit.
+ */
+static int rpx__lazy_ok(const struct rpx_job *jobs)
+{
+	for (const struct rpx_job *j = jobs; j; j = j->next) {
+		switch (j->type) {
+		case RPX_J_APPLY:
+		case RPX_J_ACK:
+		case RPX_J_REGISTER:
+			break;
+		case RPX_J_PERSIST:
+			if (j->n != 0 || (j->flags & ~(unsigned)RPX_P_COMMIT))
+				return 0;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 1;
+}
+
 static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 {
 	struct st_wtxn *w = NULL;
 	struct rpx_job **pp = &jobs, *stale = NULL;
 	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
-	int installed = 0, reboot = 0, rc;
+	int installed = 0, reboot = 0, lazy, rc;
 	uint8_t *fbuf = NULL;
 	size_t flen = 0;
 
@@ -779,6 +819,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	rpx__jobs_free(stale, x->st_failed ? -EIO : -ETIMEDOUT);
 	if (!jobs)
 		return;
+	lazy = rpx__lazy_ok(jobs);
 	x->chg.len = 0;
 	x->nchg = 0;
 	x->chg_err = 0;
@@ -805,7 +846,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		st_wabort(w);
 		goto fail;
 	}
-	rc = st_wcommit(w);
+	rc = lazy ? st_wcommit_lazy(w) : st_wcommit(w);
 	if (rc)
 		goto fail;
 

@@ -338,17 +338,34 @@ static void rpx__stat_update(struct rpx *x)
 static void rpx__timer_cb(uv_timer_t *t);
 static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news);
 
-/* Hand the submissions NEWS (just given to the core) to the storage thread. */
-static void rpx__register(struct rpx *x, struct rpx_item *news)
+/* Append J to the chain whose last link is *TAIL (see rpx__jobs_push). */
+static void rpx__chain(struct rpx_job ***tail, struct rpx_job *j)
+{
+	j->next = NULL;
+	**tail = j;
+	*tail = &j->next;
+}
+
+/* Add the REGISTER jobs of the submissions NEWS (just given to the core) to the chain *TAIL. */
+static void rpx__register_to(struct rpx_item *news, struct rpx_job ***tail)
 {
 	while (news) {
 		struct rpx_item *next = news->next;
 		struct rpx_job *j = news->reg;
 		news->reg = NULL;
 		j->item = news;
-		rpx__job_push(x, j);
+		rpx__chain(tail, j);
 		news = next;
 	}
+}
+
+/* Hand the submissions NEWS (just given to the core) to the storage thread. */
+static void rpx__register(struct rpx *x, struct rpx_item *news)
+{
+	struct rpx_job *head = NULL, **tail = &head;
+
+	rpx__register_to(news, &tail);
+	rpx__jobs_push(x, head);
 }
 
 /* Carry out U (see px_node.h), after pushing the REGISTER jobs of NEWS (submissions just given to
@@ -356,8 +373,12 @@ static void rpx__register(struct rpx *x, struct rpx_item *news)
 static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_item *news)
 {
 	uint64_t now = uv_now(&x->loop);
+	/* Every job of this update is queued at once, after the messages left: the storage thread
+	 * then commits the records, the applies and the acks in one transaction (one fsync)
+	 * instead of waking for the first job and committing the rest in a second one. */
+	struct rpx_job *head = NULL, **tail = &head;
 
-	rpx__register(x, news);
+	rpx__register_to(news, &tail);
 	if (u->persist_seq) {
 		size_t total = 0;
 		for (uint32_t i = 0; i < u->naccepted; i++)
@@ -381,7 +402,7 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 				j->ents[i].data = p;
 				p += u->accepted[i].len;
 			}
-			rpx__job_push(x, j);
+			rpx__chain(&tail, j);
 		} else {
 			/* Cannot persist: the seq never becomes durable and what waits on it never
 			 * leaves. Record it as a storage failure of this node. */
@@ -406,7 +427,7 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		j->a = u->apply[i].slot;
 		if (u->apply[i].len)
 			memcpy(j->buf, u->apply[i].value, u->apply[i].len);
-		rpx__job_push(x, j);
+		rpx__chain(&tail, j);
 	}
 	for (uint32_t i = 0; i < u->nacks; i++) {
 		struct rpx_job *j;
@@ -419,7 +440,7 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		j->client = u->acks[i].client;
 		j->b = u->acks[i].slot;
 		j->status = u->acks[i].status;
-		rpx__job_push(x, j);
+		rpx__chain(&tail, j);
 	}
 	for (uint32_t i = 0; i < u->nsnaps; i++)
 		rpx__snap_start(x, u->snaps[i].to);
@@ -429,9 +450,10 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		struct rpx_job *j = rpx__job_new(RPX_J_COMPACT, 0);
 		if (j) {
 			j->a = u->truncate - x->cl.snapshot_keep;
-			rpx__job_push(x, j);
+			rpx__chain(&tail, j);
 		}
 	}
+	rpx__jobs_push(x, head);
 	if (!x->stopping) {
 		uint64_t d = u->deadline > now ? u->deadline - now : 0;
 		uv_timer_start(&x->timer, rpx__timer_cb, d, 0);

@@ -237,6 +237,9 @@ void *rpx__storage_main(void *arg);
 
 /* Queue a job for the storage thread (loop thread only). */
 void rpx__job_push(struct rpx *x, struct rpx_job *j);
+/* Queue the chain HEAD (linked by next) at once: the storage thread sees all of it or none, so one
+ * px_update's persist, applies and acks share one commit (one fsync). Loop thread. */
+void rpx__jobs_push(struct rpx *x, struct rpx_job *head);
 
 /* Allocate a job with LEN bytes of buffer room (j->buf). NULL on -ENOMEM. */
 struct rpx_job *rpx__job_new(enum rpx_job_type type, size_t len);

@@ -383,6 +383,20 @@ int st_wcommit(struct st_wtxn *w)
 	return rc;
 }
 
+int st_wcommit_lazy(struct st_wtxn *w)
+{
+	struct st_env *env = w->env;
+	int rc;
+
+	/* Flags are the environment's, but only the one writer thread commits: set for this
+	 * commit only. If they cannot be set, the commit is a full one. */
+	if (mdb_env_set_flags(env->mdb, MDB_NOMETASYNC, 1) != 0)
+		return st_wcommit(w);
+	rc = st_wcommit(w);
+	mdb_env_set_flags(env->mdb, MDB_NOMETASYNC, 0);
+	return rc;
+}
+
 int st__dbi_open(struct st_wtxn *w, const char *name, unsigned flags, MDB_dbi *out)
 {
 	if (!name || strcmp(name, "tree") == 0 || strcmp(name, "meta") == 0)

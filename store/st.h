@@ -43,6 +43,15 @@ void st_rend(struct st_rtxn *r);
  */
 int st_wbegin(struct st_env *env, struct st_wtxn **out);
 int st_wcommit(struct st_wtxn *w);
+/*
+ * As st_wcommit, but with one disk flush instead of two (LMDB's MDB_NOMETASYNC for this commit):
+ * W is whole and visible at once and survives a process crash (kill -9), but an operating-system
+ * crash or power loss before the next st_wcommit may undo W (never corrupt it, never undo an
+ * earlier commit; the next st_wcommit makes W durable too). For state that can be rebuilt from
+ * what was made durable before (e.g. applying chosen log entries). Storage thread only; same
+ * errors as st_wcommit.
+ */
+int st_wcommit_lazy(struct st_wtxn *w);
 void st_wabort(struct st_wtxn *w);
 
 #endif
