@@ -129,6 +129,13 @@ struct fs {
 	int sstarted;		       /* immutable after fs_attach */
 	pthread_mutex_t wlock;	       /* the watch registry and every watch's state */
 	struct fs__watch **watches;    /* protected by wlock: FS__WATCH_BUCKETS lists by path */
+	pthread_cond_t pc_cond;	       /* with it.lock: some inode's pc_open fell to 0 */
+	pthread_rwlock_t pc_rw; /* attribute replies (lookup, getattr, readdirplus) are computed
+				   and sent under it shared; a page-cache grant that drops the
+				   kernel's attributes takes it exclusive (see fs__pc_grant) */
+	_Atomic uint64_t n_pc;	       /* read-only opens through the page cache */
+	_Atomic uint64_t n_direct;     /* read-only opens past it */
+	_Atomic uint64_t n_fence_timeouts; /* writable opens that stopped waiting for readers */
 };
 
 /*
@@ -334,7 +341,10 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 	}
 }
 
-static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__kind kind,
+static int fs__pc_fix(struct fs *fs, uint64_t ino, enum fs__kind kind, const struct zt_stat *zs,
+		      struct stat *st);
+
+static void fs__entry(struct fs *fs, const struct fs__inode *in, enum fs__kind kind,
 		      const struct zt_stat *zs, struct fuse_entry_param *e)
 {
 	/* Names under a creation mode are never cached: each open(O_CREAT) must create. */
@@ -347,8 +357,36 @@ static void fs__entry(const struct fs *fs, const struct fs__inode *in, enum fs__
 	e->ino = in->ino;
 	e->generation = in->generation;
 	fs__attr(fs, in->ino, kind, zs, &e->attr);
-	e->attr_timeout = t;
+	e->attr_timeout = fs__pc_fix(fs, in->ino, kind, zs, &e->attr) ? 0.0 : t;
 	e->entry_timeout = t;
+}
+
+/*
+ * While page-cache read handles of inode INO are open (all of one version, fs__pc_grant), every
+ * attribute reply for it carries that version's size and times, so that the size the kernel
+ * caches never cuts or pads what those handles read. ST (built from ZS, the current version) is
+ * changed when the versions differ; returns 1 then (cache it for no time: it is not current).
+ */
+static int fs__pc_fix(struct fs *fs, uint64_t ino, enum fs__kind kind, const struct zt_stat *zs,
+		      struct stat *st)
+{
+	struct fs__inode *in;
+	int fixed = 0;
+
+	if (!zs || (kind != FS__K_FILE && kind != FS__K_DATA))
+		return 0;
+	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_get(&fs->it, ino);
+	if (in && in->pc_open > 0 && in->pc_mzxid != zs->mzxid) {
+		st->st_size = (off_t)in->pc_size;
+		st->st_blocks = (in->pc_size + 511) / 512;
+		st->st_mtim = fs__ms(in->pc_mtime);
+		st->st_ctim = st->st_mtim;
+		st->st_atim = st->st_mtim;
+		fixed = 1;
+	}
+	pthread_mutex_unlock(&fs->it.lock);
+	return fixed;
 }
 
 /* Outcome of a committed (or failed) transaction as an errno for the kernel (negative). */
@@ -381,8 +419,12 @@ static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 	pthread_mutex_unlock(&fs->slock);
 	m = snprintf(
 	    (size_t)n < cap ? buf + n : NULL, (size_t)n < cap ? cap - (size_t)n : 0,
-	    "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64 "\n",
-	    base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired);
+	    "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64 "\n"
+	    /* how read-only opens of nodes were served (see fs__pc_grant) */
+	    "opens_cached=%" PRIu64 "\nopens_direct=%" PRIu64 "\nwriter_fence_timeouts=%" PRIu64
+	    "\n",
+	    base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired,
+	    atomic_load(&fs->n_pc), atomic_load(&fs->n_direct), atomic_load(&fs->n_fence_timeouts));
 	return m < 0 ? m : n + m;
 }
 
@@ -952,6 +994,12 @@ struct fs__fh {
 	struct fs__wreq *wait_tail; /* protected by lock */
 	atomic_int refs; /* SNAP: the kernel's handle + reads replying from buf (a RELEASE can
 			    arrive while the reply that satisfied the read is still returning) */
+	struct fs *fs;	 /* immutable */
+	int pc;		 /* immutable after open: a SNAP handle read through the page cache,
+			    counted in in->pc_open */
+	int fenced;	 /* immutable after open: a NODE handle counted in in->fence */
+	int64_t mzxid;	 /* immutable after open: pc's version */
+	struct stat st;	 /* immutable after open: pc's attributes (of version mzxid) */
 };
 
 static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs__inode *in)
@@ -961,6 +1009,7 @@ static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs
 	if (!fh)
 		return NULL;
 	fs__hlink_add(fs, &fh->link, 0);
+	fh->fs = fs;
 	fh->type = type;
 	fh->in = in;
 	atomic_init(&fh->refs, 1);
@@ -968,8 +1017,22 @@ static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs
 	return fh;
 }
 
+static void fs__fence(struct fs *fs, struct fs__fh *fh, int wait);
+static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait);
+static void fs__unfence_in(struct fs *fs, struct fs__inode *in);
+
 static void fs__fh_free(struct fs__fh *fh)
 {
+	if (fh->pc || fh->fenced) {
+		struct fs *fs = fh->fs;
+
+		pthread_mutex_lock(&fs->it.lock);
+		if (fh->pc && --fh->in->pc_open == 0)
+			pthread_cond_broadcast(&fs->pc_cond);
+		if (fh->fenced)
+			fh->in->fence--;
+		pthread_mutex_unlock(&fs->it.lock);
+	}
 	fs__hlink_del(&fh->link);
 	free(fh->watch);
 	pthread_mutex_destroy(&fh->lock);
@@ -1611,7 +1674,6 @@ enum fs__wtype {
 /* A commit of a descriptor's content. Owned by one thread at a time (no lock): the handler, the
  * fh's wait queue (under fh->lock), the replica until its callback, then whoever replies. */
 struct fs__wreq {
-	struct fs__job job; /* --read-cache: the reply, queued behind its commit's invalidations */
 	struct fs__wreq *next;
 	struct fs *fs;
 	struct fs__fh *fh;
@@ -1656,11 +1718,6 @@ static void fs__wreq_reply(struct fs__wreq *w)
 
 static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 		       uint32_t nres);
-
-static void fs__wreq_job(struct fs__job *job)
-{
-	fs__wreq_reply((struct fs__wreq *)job);
-}
 
 /*
  * Build the descriptor's next content for W and submit it. fh->lock held, fh not busy.
@@ -1774,15 +1831,10 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	fs__w_next(fh);
 	free_fh = fh->released && !fh->busy && !fh->wait_head;
 	pthread_mutex_unlock(&fh->lock);
-	if (w->err == 0 && w->fs->cfg.read_cache) {
-		/* Page-cache readers: answer only once the pages this commit made stale are
-		 * dropped (on_change queued that before this callback), so that a read after
-		 * write() returns sees the new data. Direct writes hold no page locks, so the
-		 * invalidation cannot wait for this reply. */
-		fs__queue_push(&w->fs->qinode, &w->job);
-	} else {
-		fs__wreq_reply(w);
-	}
+	/* No need to wait for the invalidations of this commit: page-cache readers are fenced
+	 * off while this writable handle is open, and a later open sees the new version (fs_open
+	 * drops what the kernel cached of an older one). */
+	fs__wreq_reply(w);
 	if (free_fh)
 		fs__fh_free(fh);
 }
@@ -1800,7 +1852,6 @@ static void fs__w_submit(fuse_req_t req, struct fs__fh *fh, enum fs__wtype type,
 		return;
 	}
 	w->fs = fs;
-	w->job.run = fs__wreq_job;
 	w->fh = fh;
 	w->ino = fh->in->ino;
 	w->kind = fh->in->kind;
@@ -1967,6 +2018,7 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 		} else if (c->op == FS__N_CREATE) {
 			c->fh->in = in;
 			atomic_store(&c->fh->session, c->session);
+			fs__fence(fs, c->fh, 0); /* a replica thread: must not wait */
 			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
 			c->fi.direct_io = 1; /* as in fs_open */
 			c->fi.keep_cache = 1;
@@ -2095,7 +2147,18 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->proto_minor, conn->max_write, conn->max_readahead);
 }
 
+static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *name);
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs__of(req);
+
+	pthread_rwlock_rdlock(&fs->pc_rw); /* see fs__getattr_locked */
+	fs__lookup_locked(req, parent, name);
+	pthread_rwlock_unlock(&fs->pc_rw);
+}
+
+static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs__of(req);
 	struct fuse_entry_param e;
@@ -2299,15 +2362,49 @@ static int fs__getattr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *t
 	if (rv != 0)
 		return rv;
 	fs__attr(fs, ino, p.kind, &n.stat, st);
+	if (fs__pc_fix(fs, ino, p.kind, &n.stat, st))
+		*timeout = 0.0;
 	st_rend(r);
 	return 0;
 }
 
+static void fs__getattr_locked(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs__of(req);
+
+	pthread_rwlock_rdlock(&fs->pc_rw);
+	fs__getattr_locked(req, ino, fi);
+	pthread_rwlock_unlock(&fs->pc_rw);
+}
+
+/* fs_getattr under fs->pc_rw (shared): the reply is in the kernel before a grant drops it. */
+static void fs__getattr_locked(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__of(req);
+	struct fs__fh *fh = fi ? (struct fs__fh *)(uintptr_t)fi->fh : NULL;
 	struct stat st;
 	double timeout;
-	int rv = fs__getattr(fs__of(req), ino, &st, &timeout);
+	int rv;
+
+	if (fh && fh->type == FS__FH_SNAP && fh->pc) {
+		/* The kernel reads this handle through the page cache: the size (and the rest)
+		 * of the handle's own version, cached only while that is still the node's. */
+		struct fs__pin p;
+		struct st_rtxn *r;
+		struct zt_node n;
+
+		timeout = 0.0;
+		if (fs__pin(fs, ino, &p) == 0 && fs__read(fs, &p, &r, &n) == 0) {
+			if (n.stat.mzxid == fh->mzxid)
+				timeout = fs->cfg.cache_timeout;
+			st_rend(r);
+		}
+		fuse_reply_attr(req, &fh->st, timeout);
+		return;
+	}
+	rv = fs__getattr(fs, ino, &st, &timeout);
 
 	if (rv != 0)
 		fuse_reply_err(req, -rv);
@@ -2327,10 +2424,13 @@ struct fs__tctx {
 	int err;
 	struct zt_stat stat;
 	char *newbuf;
+	struct fs__inode *fin; /* the inode fenced for this truncate (see fs__fence) */
 };
 
 static void fs__trunc_reply(struct fs__tctx *t)
 {
+	if (t->fin)
+		fs__unfence_in(t->fs, t->fin);
 	if (t->err != 0) {
 		fuse_reply_err(t->req, -t->err);
 	} else {
@@ -2438,8 +2538,12 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		t->ino = ino;
 		t->kind = p.kind;
 		t->size = attr->st_size;
+		/* The reply sets the kernel's size: no page-cache reader may be reading then. */
+		t->fin = p.in;
+		fs__fence_in(fs, p.in, 1);
 		rv = fs__trunc_start(t);
 		if (rv != 0) {
+			fs__unfence_in(fs, p.in);
 			free(t->newbuf);
 			free(t);
 			goto err;
@@ -2675,6 +2779,131 @@ static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct 
 	return fuse_reply_open(req, fi);
 }
 
+/*
+ * Page-cache reads, exact. The kernel's page cache and its cached size for a file are shared by
+ * every open of it, and the kernel changes them itself around this node's own writes (an O_TRUNC
+ * open sets the size to 0 before anything is committed, a write extends it), so a read through
+ * the page cache is whole only under these rules, all decided here at open (synchronous, so a
+ * write that returned is seen by every later open):
+ * - A read-only handle copies its version at open (as a direct one does), serves the kernel's
+ *   READs from that copy and answers GETATTR through it with that version's attributes: pages
+ *   and size always come from one version.
+ * - Handles of one inode read through the page cache only all at the same version (pc_mzxid):
+ *   an open at another version while such handles are open reads past the cache (direct_io).
+ * - keep_cache only when the kernel's pages are of this very version; otherwise the kernel
+ *   drops them at open, and the attributes are invalidated now (before the reply), so the first
+ *   read asks for the size (through the handle) instead of using an older version's.
+ * - While a writable handle of the inode is open on this mount (in->fence), opens read past
+ *   the cache; a writable open waits (FS__FENCE_MS at most) until the page-cache handles of
+ *   the inode are closed, so that the kernel's own size changes never meet a read in progress.
+ * Changes committed elsewhere only drop pages and attributes (fs__inval_inode_run), which a
+ * reader in progress does not notice: its handle refills them from its own version.
+ */
+#define FS__FENCE_MS 500
+
+/* Grant FH (read-only, of version ST, inode INO) page-cache reads if exact (see above). Returns
+ * whether the kernel may keep its cached pages. fs->it.lock not held. */
+static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum fs__kind kind,
+			const struct zt_stat *st)
+{
+	struct fs__inode *in = fh->in;
+	struct fuse_session *se = atomic_load(&fs->se);
+	int keep = 0, want = 0;
+
+	/* The kernel's pages and attributes are of this version: share them (the common case,
+	 * no exclusive lock). */
+	pthread_mutex_lock(&fs->it.lock);
+	if (in->fence == 0 && in->pc_mzxid == st->mzxid) {
+		fh->pc = keep = 1;
+		in->pc_open++;
+	} else {
+		want = in->fence == 0 && in->pc_open == 0;
+	}
+	pthread_mutex_unlock(&fs->it.lock);
+	if (!want)
+		goto out;
+	/* Another version: exclusive, so that no attribute reply computed before is still on
+	 * its way to the kernel when the attributes are dropped below. */
+	pthread_rwlock_wrlock(&fs->pc_rw);
+	pthread_mutex_lock(&fs->it.lock);
+	if (in->fence == 0 && (in->pc_open == 0 || in->pc_mzxid == st->mzxid)) {
+		fh->pc = 1;
+		keep = in->pc_mzxid == st->mzxid;
+		in->pc_mzxid = st->mzxid;
+		in->pc_size = (int64_t)st->data_length;
+		in->pc_mtime = st->mtime;
+		in->pc_open++;
+	}
+	pthread_mutex_unlock(&fs->it.lock);
+	if (fh->pc && !keep && se) {
+		/* Attributes only (no page lock): the pages go when the kernel opens with
+		 * keep_cache off. */
+		int rv = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+
+		if (rv != 0 && rv != -ENOENT) {
+			/* The kernel may keep an older size: read past the cache instead. */
+			fs_debug("inval attributes of inode %" PRIu64 ": %s", (uint64_t)ino,
+				 strerror(-rv));
+			pthread_mutex_lock(&fs->it.lock);
+			fh->pc = 0;
+			in->pc_mzxid = -1;
+			if (--in->pc_open == 0)
+				pthread_cond_broadcast(&fs->pc_cond);
+			pthread_mutex_unlock(&fs->it.lock);
+		}
+	}
+	pthread_rwlock_unlock(&fs->pc_rw);
+out:
+	if (!fh->pc)
+		return 0;
+	fh->mzxid = st->mzxid;
+	fs__attr(fs, ino, kind, st, &fh->st);
+	return keep;
+}
+
+/* Count FH (writable) in its inode's fence; with WAIT, wait (FS__FENCE_MS at most) until the
+ * inode's page-cache read handles are closed. */
+static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait);
+
+static void fs__fence(struct fs *fs, struct fs__fh *fh, int wait)
+{
+	fs__fence_in(fs, fh->in, wait);
+	fh->fenced = 1; /* immutable from here: only this thread knows FH yet */
+}
+
+/* Count one writer in IN's fence (see fs__fence); undone by fs__unfence_in. */
+static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += FS__FENCE_MS / 1000;
+	dl.tv_nsec += (long)(FS__FENCE_MS % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fs->it.lock);
+	in->fence++;
+	while (wait && in->pc_open > 0)
+		if (pthread_cond_timedwait(&fs->pc_cond, &fs->it.lock, &dl) == ETIMEDOUT)
+			break;
+	if (wait && in->pc_open > 0)
+		atomic_fetch_add(&fs->n_fence_timeouts, 1);
+	if (wait && in->pc_open > 0)
+		fs_info("a writer of inode %" PRIu64 " goes ahead of %u open page-cache readers "
+			"(held over %d ms)",
+			in->ino, in->pc_open, FS__FENCE_MS);
+	pthread_mutex_unlock(&fs->it.lock);
+}
+
+static void fs__unfence_in(struct fs *fs, struct fs__inode *in)
+{
+	pthread_mutex_lock(&fs->it.lock);
+	in->fence--;
+	pthread_mutex_unlock(&fs->it.lock);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs__of(req);
@@ -2746,24 +2975,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rv = fs__read(fs, &p, &r, &n);
 	if (rv != 0)
 		goto err;
-	if (acc == O_RDONLY && fs->cfg.read_cache) {
-		/* Page-cache reads (--read-cache): no handle; keep the kernel's pages when they
-		 * are of this very version (they are also dropped after every change). */
-		pthread_mutex_lock(&fs->it.lock);
-		fi->keep_cache = p.in->open_mzxid == n.stat.mzxid;
-		p.in->open_mzxid = n.stat.mzxid;
-		pthread_mutex_unlock(&fs->it.lock);
-		st_rend(r);
-		fi->fh = 0;
-		fi->noflush = 1;
-		fuse_reply_open(req, fi);
-		return;
-	}
 	if (acc == O_RDONLY) {
-		/* Read-only: the descriptor reads one version, copied here, past the page cache.
-		 * Writers (and the kernel's own bookkeeping for O_TRUNC opens, which zeroes the
-		 * cached size) change the page cache before a commit is known; readers that
-		 * bypass it see only committed versions, whole: the old value or the new one. */
+		int keep = 0;
+
+		/* Read-only: the descriptor reads one version, copied here (so its reads never
+		 * mix two versions), through the page cache when that is exact (fs__pc_grant),
+		 * else past it. */
 		fh = fs__fh_new(fs, FS__FH_SNAP, p.in);
 		if (!fh || (n.stat.data_length > 0 && !(fh->buf = malloc(n.stat.data_length)))) {
 			st_rend(r);
@@ -2772,13 +2989,21 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fs__copy(fh->buf, n.data, n.stat.data_length);
 		fh->len = n.stat.data_length;
+		if (fs->cfg.read_cache)
+			keep = fs__pc_grant(fs, fh, ino, p.kind, &n.stat);
+		atomic_fetch_add(fh->pc ? &fs->n_pc : &fs->n_direct, 1);
 		st_rend(r);
 		fi->fh = (uint64_t)(uintptr_t)fh;
-		fi->direct_io = 1;
-		/* It does not use the page cache, so it need not drop it either (which would
-		 * wait for the page a write in flight holds locked). */
-		fi->keep_cache = 1;
 		fi->noflush = 1;
+		if (fh->pc) {
+			fi->direct_io = 0;
+			fi->keep_cache = keep;
+		} else {
+			fi->direct_io = 1;
+			/* It does not use the page cache, so it need not drop it either (which
+			 * would wait for the page a write in flight holds locked). */
+			fi->keep_cache = 1;
+		}
 		if (fuse_reply_open(req, fi) != 0)
 			fs__fh_free(fh);
 		return;
@@ -2790,6 +3015,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto err;
 	}
 	fh->append = (fi->flags & O_APPEND) != 0;
+	fs__fence(fs, fh, 1);
 	if (fi->flags & O_TRUNC) {
 		/* Not a change by itself: folded into the first write, or committed by the
 		 * opener's own close when no write came. */
@@ -2814,8 +3040,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * readers saw uncommitted or half-written pages. The price: the kernel hands at most 256
 	 * pages of the caller's buffer to one request, so a single write of more than 1,044,481
 	 * bytes arrives as two requests (two versions) unless the buffer is page-aligned
-	 * (quorumctl set uses one). Only --read-cache readers use the page cache for data; each
-	 * commit invalidates it, so there is nothing to drop at open. */
+	 * (quorumctl set uses one). Read-only opens use the page cache only while no writable
+	 * handle of the node is open (fs__fence above), and drop it themselves when it holds
+	 * another version, so there is nothing to drop here. */
 	fi->direct_io = 1;
 	fi->keep_cache = 1;
 	fi->noflush = !fh->trunc_pending;
@@ -3209,7 +3436,11 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
+	struct fs *fs = fs__of(req);
+
+	pthread_rwlock_rdlock(&fs->pc_rw); /* see fs__getattr_locked */
 	fs__readdir(req, ino, size, off, fi, 1);
+	pthread_rwlock_unlock(&fs->pc_rw);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -3455,6 +3686,22 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	pthread_mutex_init(&fs->hlock, NULL);
 	pthread_mutex_init(&fs->xlock, NULL);
 	pthread_mutex_init(&fs->wlock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->pc_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	{
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&fs->pc_rw, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	fs->watches = calloc(FS__WATCH_BUCKETS, sizeof(*fs->watches));
 	if (!fs->watches) {
 		free(fs);
@@ -3614,6 +3861,8 @@ void fs_free(struct fs *fs)
 	fs_detach(fs);
 	pthread_mutex_destroy(&fs->slock);
 	pthread_cond_destroy(&fs->scond);
+	pthread_cond_destroy(&fs->pc_cond);
+	pthread_rwlock_destroy(&fs->pc_rw);
 	free(fs->watches);
 	if (atomic_load(&fs->attached))
 		fs__it_destroy(&fs->it);

@@ -4,10 +4,10 @@
  * fs/ only translates: every change is a tree transaction submitted through rp.h and answered from
  * its done callback; reads come from LMDB snapshots (st_rbegin + zt_get/zt_list). The kernel's
  * name and attribute caches are kept exact by invalidations that follow every committed change
- * (rp's on_change), run on fs/'s own threads. File data bypasses the page cache (direct_io) in
- * both directions: a read-only open reads one committed version, copied at open; each write(2)
- * reaches the daemon as the caller's bytes and is answered once committed. (With
- * fs_config.read_cache, read-only opens use the page cache instead.)
+ * (rp's on_change), run on fs/'s own threads. A read-only open reads one committed version,
+ * copied at open, through the kernel's page cache when that is exact (fs_config.read_cache; the
+ * rules are at fs__pc_grant in fs.c), else past it (direct_io); each write(2) bypasses the page
+ * cache, reaches the daemon as the caller's bytes and is answered once committed.
  *
  * The control directory MOUNT/.zk (not a znode): status, sync, multi (a write is one all-or-nothing
  * transaction, a read its results), the creation modes sequential/, ephemeral/ and
@@ -44,9 +44,8 @@ struct fs_config {
 	double cache_timeout; /* seconds the kernel may cache entries and attributes; exact anyway,
 				 because every committed change invalidates what it touched */
 	const char *mountpoint; /* absolute; identifies our descriptors in /proc/PID/fdinfo */
-	int read_cache;		/* read-only opens use the page cache (keep_cache): faster repeated
-				   reads, but a read racing a write may see a mix; default off:
-				   each read-only open reads one committed version */
+	int read_cache;		/* read-only opens may use the page cache (each still reads one
+				   whole version); 0: every read-only open reads past it */
 	uint32_t session_timeout_ms; /* the node session's timeout, negotiated by the caller
 					within its limits; 0: 10000 */
 	uid_t uid;		/* owner shown for every file (the mount's owner) */

@@ -106,7 +106,7 @@ static struct fs__inode *fs__it_new(struct fs__itable *tab, const char *path, en
 	in->generation = (uint64_t)czxid;
 	in->kind = kind;
 	in->czxid = czxid;
-	in->open_mzxid = -1;
+	in->pc_mzxid = -1;
 	b = fs__hash_ino(in->ino, tab->nbuckets);
 	in->next_ino = tab->by_ino[b];
 	tab->by_ino[b] = in;
@@ -243,7 +243,7 @@ static int fs__it_rekey(struct fs__itable *tab, struct fs__inode *in, const char
 	free(in->path);
 	in->path = p;
 	in->czxid = czxid;
-	in->open_mzxid = -1;
+	in->pc_mzxid = -1;
 	fs__path_insert(tab, in);
 	return 0;
 }

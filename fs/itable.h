@@ -39,7 +39,14 @@ struct fs__inode {
 	char *path;	    /* protected by tab->lock; NULL once detached (node gone or replaced) */
 	uint64_t nlookup;   /* protected by tab->lock: the kernel's lookup count */
 	int64_t czxid;	    /* protected by tab->lock: identity of the node this inode stands for */
-	int64_t open_mzxid; /* protected by tab->lock: mzxid at the last cached open (keep_cache) */
+	int64_t pc_mzxid;   /* protected by tab->lock: the version (mzxid) whose data the kernel's
+			       page cache may hold for this inode; -1: none known */
+	uint32_t pc_open;   /* protected by tab->lock: open page-cache read handles, all of
+			       version pc_mzxid (see fs_open) */
+	uint32_t fence;	    /* protected by tab->lock: open writable handles (and truncates in
+			       progress); while nonzero no page-cache read handle is granted */
+	int64_t pc_size;    /* protected by tab->lock: data length of version pc_mzxid */
+	int64_t pc_mtime;   /* protected by tab->lock: its mtime (ms) */
 	struct fs__inode *next_ino;  /* protected by tab->lock */
 	struct fs__inode *next_path; /* protected by tab->lock; in by_path only while attached */
 };

@@ -50,6 +50,7 @@ enum {
 	OPT_THREADS,
 	OPT_FUSE_DEBUG,
 	OPT_READ_CACHE,
+	OPT_NO_READ_CACHE,
 	OPT_VERSION,
 };
 
@@ -62,6 +63,7 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"fuse-debug", no_argument, NULL, OPT_FUSE_DEBUG},
     {"read-cache", no_argument, NULL, OPT_READ_CACHE},
+    {"no-read-cache", no_argument, NULL, OPT_NO_READ_CACHE},
     QC_LONG_OPTIONS,
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -88,10 +90,10 @@ static void usage(FILE *f)
 	    "  --cache-timeout SECS  how long the kernel may cache names and attributes; they are\n"
 	    "                        invalidated on every change anyway (default 3600)\n"
 	    "  --threads N           most FUSE worker threads (default 16)\n"
-	    "  --read-cache          serve repeated reads from the kernel's page cache: about\n"
-	    "                        3x faster cat loops, but a read racing a write of the same\n"
-	    "                        node may see a mix of both (default: every read-only open\n"
-	    "                        reads one committed version, whole)\n"
+	    "  --no-read-cache       every read-only open reads past the kernel's page cache\n"
+	    "                        (default: repeated reads of an unchanged node are served by\n"
+	    "                        the page cache; either way a read sees one whole version;\n"
+	    "                        --read-cache, the default, is accepted)\n"
 	    "  --fuse-debug          trace every FUSE request (libfuse's -d)\n"
 	    "  -h, --help            this text\n"
 	    "  --version             print the version\n");
@@ -117,7 +119,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	int c, rv;
 
-	*o = (struct options){.log_level = FS_LOG_INFO, .cache_timeout = 3600.0, .max_threads = 16};
+	*o = (struct options){.log_level = FS_LOG_INFO, .cache_timeout = 3600.0, .max_threads = 16,
+			     .read_cache = 1};
 	while ((c = getopt_long(argc, argv, "fdho:", long_options, NULL)) != -1) {
 		char *end;
 
@@ -154,6 +157,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_READ_CACHE:
 			o->read_cache = 1;
+			break;
+		case OPT_NO_READ_CACHE:
+			o->read_cache = 0;
 			break;
 		case OPT_FUSE_DEBUG:
 			o->fuse_debug = 1;

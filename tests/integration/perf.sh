@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput figures of the mount (printed, for the README and regressions): a write loop
 # (open O_TRUNC, write, close) by 1 and by 8 processes, and a cat loop (open, read, close), by
-# default and with --read-cache (the page cache serves the reads). Checks that they work and
-# see the latest value.
+# default (the page cache serves repeated reads) and with --no-read-cache. Checks that they work
+# and see the latest value.
 . "$(dirname "$0")/lib.sh"
 qfs_init "$@"
 M=$T/mnt
@@ -54,13 +54,13 @@ echo "changed" >"$M/r"
 eq "cat after a write sees it" "$(cat "$M/r")" "changed"
 stop_pid "$PID" "$M" || fail "stop"
 
-start_fg "$T/data" "$M" --read-cache || exit 1
+start_fg "$T/data" "$M" --no-read-cache || exit 1
 n=$(python3 "$T/loop.py" read "$M/r" "$SECS")
-echo "     cat loop with --read-cache, 1 process: $((n / SECS)) reads/s"
+echo "     cat loop with --no-read-cache, 1 process: $((n / SECS)) reads/s"
 stale=0
 for i in $(seq 1 100); do
 	echo "v$i" >"$M/r"
 	[[ "$(cat "$M/r")" == "v$i" ]] || stale=$((stale + 1))
 done
-eq "--read-cache: 100 write-then-cat rounds, no stale read" "$stale" 0
+eq "--no-read-cache: 100 write-then-cat rounds, no stale read" "$stale" 0
 finish
