@@ -63,7 +63,8 @@ check "create -e with stdin at EOF returns, node gone" wait_for 5 missing "$M/wo
 sleep 600 | "$QFSCTL" create -e "$M/workers/svc" "10.0.0.1" >"$T/out" &
 qpid=$!
 check "quorumctl create -e: node exists while it runs" wait_for 5 exists "$M/workers/svc"
-eq "... with its data" "$(cat "$M/workers/svc")" 10.0.0.1
+# (created, then written: the data arrives with the second commit)
+check "... with its data" wait_for 5 bash -c "[[ \$(cat '$M/workers/svc') == 10.0.0.1 ]]"
 eq "... prints its path" "$(cat "$T/out")" "$M/workers/svc"
 pkill -TERM -P $$ -x sleep 2>/dev/null
 check "... stdin ends: node deleted" wait_for 5 missing "$M/workers/svc"
