@@ -384,6 +384,10 @@ static int fs__pc_fix(struct fs *fs, uint64_t ino, enum fs__kind kind, const str
 		st->st_ctim = st->st_mtim;
 		st->st_atim = st->st_mtim;
 		fixed = 1;
+	} else if (in && in->pc_mzxid != zs->mzxid) {
+		/* The kernel's attributes will not be those of its pages: the next grant of
+		 * version pc_mzxid must drop them (fs__pc_grant). */
+		in->pc_attr_other = 1;
 	}
 	pthread_mutex_unlock(&fs->it.lock);
 	return fixed;
@@ -2791,8 +2795,10 @@ static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct 
  * - Handles of one inode read through the page cache only all at the same version (pc_mzxid):
  *   an open at another version while such handles are open reads past the cache (direct_io).
  * - keep_cache only when the kernel's pages are of this very version; otherwise the kernel
- *   drops them at open, and the attributes are invalidated now (before the reply), so the first
- *   read asks for the size (through the handle) instead of using an older version's.
+ *   drops them at open. The attributes are invalidated now (before the reply) unless they are
+ *   known to be of this version (page-cache readers of it are open, or no attribute reply of
+ *   another version went out since the last invalidation: pc_attr_other), so the first read
+ *   asks for the size (through the handle) instead of using another version's.
  * - While a writable handle of the inode is open on this mount (in->fence), opens read past
  *   the cache; a writable open waits (FS__FENCE_MS at most) until the page-cache handles of
  *   the inode are closed, so that the kernel's own size changes never meet a read in progress.
@@ -2808,12 +2814,12 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 {
 	struct fs__inode *in = fh->in;
 	struct fuse_session *se = atomic_load(&fs->se);
-	int keep = 0, want = 0;
+	int keep = 0, want = 0, inval = 0;
 
 	/* The kernel's pages and attributes are of this version: share them (the common case,
 	 * no exclusive lock). */
 	pthread_mutex_lock(&fs->it.lock);
-	if (in->fence == 0 && in->pc_mzxid == st->mzxid) {
+	if (in->fence == 0 && in->pc_mzxid == st->mzxid && (in->pc_open > 0 || !in->pc_attr_other)) {
 		fh->pc = keep = 1;
 		in->pc_open++;
 	} else {
@@ -2827,15 +2833,19 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 	pthread_rwlock_wrlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
 	if (in->fence == 0 && (in->pc_open == 0 || in->pc_mzxid == st->mzxid)) {
+		/* Joining readers of this version: their attributes stand. Else the kernel's
+		 * may be of another version (pages of this one are kept all the same). */
+		inval = !(in->pc_open > 0 && in->pc_mzxid == st->mzxid);
 		fh->pc = 1;
 		keep = in->pc_mzxid == st->mzxid;
 		in->pc_mzxid = st->mzxid;
 		in->pc_size = (int64_t)st->data_length;
 		in->pc_mtime = st->mtime;
+		in->pc_attr_other = 0;
 		in->pc_open++;
 	}
 	pthread_mutex_unlock(&fs->it.lock);
-	if (fh->pc && !keep && se) {
+	if (fh->pc && inval && se) {
 		/* Attributes only (no page lock): the pages go when the kernel opens with
 		 * keep_cache off. */
 		int rv = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);

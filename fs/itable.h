@@ -47,6 +47,8 @@ struct fs__inode {
 			       progress); while nonzero no page-cache read handle is granted */
 	int64_t pc_size;    /* protected by tab->lock: data length of version pc_mzxid */
 	int64_t pc_mtime;   /* protected by tab->lock: its mtime (ms) */
+	int pc_attr_other;  /* protected by tab->lock: an attribute reply of another version than
+			       pc_mzxid went out since the last grant that dropped them */
 	struct fs__inode *next_ino;  /* protected by tab->lock */
 	struct fs__inode *next_path; /* protected by tab->lock; in by_path only while attached */
 };
