@@ -5,7 +5,9 @@
  *   "px_meta": "promised" u64, "init" u8 (the acceptor's initialised marker), "commit" u64 (hint),
  *              "applied" u64 (last slot reflected in the tree), "compacted" u64 (log records up
  *              to it are deleted; the tree covers them), "filter" (px_filter_encode), "cluster"
- *              (16 bytes). Integers in native byte order, like the tree.
+ *              (16 bytes), "format" u32 (RPX__FORMAT: another one is refused at start),
+ *              "incarnation" u64 (this node's last client incarnation, px_batch.h). Integers in
+ *              native byte order, like the tree.
  *   "px_log":  be64(slot) -> ballot u64, flags u32, value.
  *
  * Every job that arrives while one commit is in flight goes into the next write transaction (group
@@ -27,6 +29,7 @@
 #include "store/zt_snap.h"
 
 #define RPX__ITEMS_MIN 64
+#define RPX__FORMAT    2u /* meta "format": log values and filter as px_batch.h describes */
 
 void rpx__log(struct rpx *x, enum rp_log_level level, const char *fmt, ...)
 {
@@ -161,14 +164,18 @@ int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, stru
 	if (rc && rc != -ENOENT)
 		goto err;
 	boot->initialised = init != 0;
-	if (filter) {
+	{
+		struct px_filter tmp = {0};
 		k.mv_size = 6;
 		k.mv_data = "filter";
 		rc = mdb_get(r->txn, x->db_meta, &k, &v);
 		if (rc == 0) {
-			rc = px_filter_decode(filter, v.mv_data, v.mv_size);
+			rc = px_filter_decode(filter ? filter : &tmp, v.mv_data, v.mv_size);
 			if (rc)
 				goto err;
+			/* the last batch stamp applied: a floor for the stamps this node gives */
+			boot->stamp = (filter ? filter : &tmp)->stamp;
+			px_filter_free(&tmp);
 		} else if (rc != MDB_NOTFOUND) {
 			rc = st__err(rc);
 			goto err;
@@ -267,6 +274,27 @@ int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8
 			rc = rpx__put(w->txn, x->db_meta, "init", &init, 1);
 			if (rc)
 				goto err;
+		}
+	}
+	/* the on-disk format of the log values and the filter (2: stamped batches, ordered filter) */
+	{
+		uint32_t format = 0;
+		rc = rpx__get(w->txn, x->db_meta, "format", &format, 4);
+		if (rc && rc != -ENOENT)
+			goto err;
+		if (fresh) {
+			format = RPX__FORMAT;
+			rc = rpx__put(w->txn, x->db_meta, "format", &format, 4);
+			if (rc)
+				goto err;
+		} else if (format != RPX__FORMAT) {
+			rpx__log(x, RP_LOG_ERROR,
+				 "the data directory was written by another release (on-disk format "
+				 "%u, this one reads %u): start this node on an empty directory "
+				 "with --join",
+				 format ? format : 1, RPX__FORMAT);
+			rc = -EINVAL;
+			goto err;
 		}
 	}
 	/* the cluster id: stored, given, or (first start of the lowest id) chosen */
@@ -440,14 +468,15 @@ static int rpx__scratch_res(struct rpx *x, uint32_t n)
 	return 0;
 }
 
-/* Apply one submission of a chosen slot that the filter admitted. */
-static int rpx__apply_sub(struct rpx *x, struct st_wtxn *w, const struct px_sub *sub)
+/* Apply one submission of a chosen slot that the filter admitted; STAMP is the batch's time. */
+static int rpx__apply_sub(struct rpx *x, struct st_wtxn *w, const struct px_sub *sub,
+			  uint64_t stamp)
 {
 	struct rpx_item *it = rpx__item_take(x, sub->client, sub->seq);
 	struct zt_op *ops = NULL;
 	struct zt_result *res;
 	uint32_t nops = 0;
-	int64_t t;
+	int64_t t = (int64_t)stamp; /* the leader's, not the submitter's clock (px_batch.h) */
 	int rc;
 
 	if (sub->len < RPX_V_HDR || (sub->data[0] != RPX_V_TXN && sub->data[0] != RPX_V_SYNC))
@@ -457,7 +486,6 @@ static int rpx__apply_sub(struct rpx *x, struct st_wtxn *w, const struct px_sub 
 			rpx__complete(x, it, 0, x->st_zxid);
 		return 0;
 	}
-	memcpy(&t, sub->data + 1, 8);
 	rc = zt_ops_decode(sub->data + RPX_V_HDR, sub->len - RPX_V_HDR, &ops, &nops);
 	if (rc == -EINVAL)
 		goto malformed;
@@ -518,6 +546,7 @@ static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, cons
 		return -EIO;
 	}
 	if (px_batch_iter_init(&bi, val, len) == 0) {
+		px_filter_stamp(&x->filter, bi.time_ms);
 		while ((rc = px_batch_next(&bi, &sub)) == 1) {
 			int admit = px_filter_admit(&x->filter, sub.client, sub.seq);
 			if (admit < 0)
@@ -525,7 +554,7 @@ static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, cons
 			/* not admitted: a duplicate, a retired client, or behind a gap (its node
 			 * sends it again); an empty one is a no-op that only takes its seq */
 			if (admit && sub.len) {
-				rc = rpx__apply_sub(x, w, &sub);
+				rc = rpx__apply_sub(x, w, &sub, x->filter.stamp);
 				if (rc)
 					return rc;
 			} else if (!admit && px_filter_seen(&x->filter, sub.client, sub.seq) < 0 &&

@@ -33,7 +33,7 @@
 
 #define IO_NET_MAX_PEERS   9
 #define IO_NET_MAX_FRAME   (64u * 1024 * 1024) /* one frame's body at most */
-#define IO_NET_PROTO	   1u
+#define IO_NET_PROTO	   2u /* = PX_MSG_VERSION: nodes of other releases are refused */
 #define IO_NET_SECRET_LEN  32
 #define IO_NET_CLUSTER_LEN 16
 

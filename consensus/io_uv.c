@@ -558,6 +558,11 @@ static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news)
 
 	ev->now = uv_now(&x->loop);
 	ev->rand = rpx__rand();
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ev->wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	}
 	if (!x->px) {
 		/* nothing reaches a dead core; new submissions fail with its jobs (the timer stays
 		 * on the reboot schedule) */

@@ -36,11 +36,13 @@ int px_batch_iter_init(struct px_batch_iter *it, const uint8_t *value, uint32_t 
 	it->p = value;
 	it->end = value + len;
 	it->left = 0;
+	it->time_ms = 0;
 	if (len == 0)
 		return 0;
 	if (len < PX_BATCH_HDR)
 		return -EINVAL;
 	it->left = rd32(value);
+	it->time_ms = rd64(value + 4);
 	it->p += PX_BATCH_HDR;
 	if ((uint64_t)it->left * PX_BATCH_SUB > (uint64_t)(len - PX_BATCH_HDR))
 		return -EINVAL;
@@ -112,6 +114,7 @@ static int rehash(struct px_filter *f, uint32_t cap, uint32_t drop)
 		n.count++;
 	}
 	memcpy(n.inc, f->inc, sizeof(n.inc));
+	n.stamp = f->stamp;
 	px_filter_free(f);
 	*f = n;
 	return 0;
@@ -180,6 +183,7 @@ int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	memcpy(dst->inc, src->inc, sizeof(dst->inc));
+	dst->stamp = src->stamp;
 	if (!src->cap)
 		return 0;
 	dst->keys = px__malloc(sizeof(uint64_t) * src->cap);
@@ -197,9 +201,15 @@ int px_filter_copy(struct px_filter *dst, const struct px_filter *src)
 	return 0;
 }
 
+void px_filter_stamp(struct px_filter *f, uint64_t t)
+{
+	if (t > f->stamp)
+		f->stamp = t;
+}
+
 size_t px_filter_size(const struct px_filter *f)
 {
-	return 4 + (size_t)f->count * 16;
+	return 12 + (size_t)f->count * 16;
 }
 
 static int cmp_u64_pair(const void *a, const void *b)
@@ -230,9 +240,10 @@ int px_filter_encode(const struct px_filter *f, uint8_t *buf, size_t cap)
 	buf[1] = (uint8_t)(n >> 8);
 	buf[2] = (uint8_t)(n >> 16);
 	buf[3] = (uint8_t)(n >> 24);
+	wr64(buf + 4, f->stamp);
 	for (uint32_t i = 0; i < n; i++) {
-		wr64(buf + 4 + 16 * (size_t)i, pairs[2 * i]);
-		wr64(buf + 12 + 16 * (size_t)i, pairs[2 * i + 1]);
+		wr64(buf + 12 + 16 * (size_t)i, pairs[2 * i]);
+		wr64(buf + 20 + 16 * (size_t)i, pairs[2 * i + 1]);
 	}
 	free(pairs);
 	return 0;
@@ -244,13 +255,14 @@ int px_filter_decode(struct px_filter *dst, const uint8_t *buf, size_t len)
 	int rv;
 
 	memset(dst, 0, sizeof(*dst));
-	if (len < 4)
+	if (len < 12)
 		return -EINVAL;
 	n = rd32(buf);
-	if ((len - 4) / 16 != n || (len - 4) % 16)
+	if ((len - 12) / 16 != n || (len - 12) % 16)
 		return -EINVAL;
+	dst->stamp = rd64(buf + 4);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t c = rd64(buf + 4 + 16 * (size_t)i), s = rd64(buf + 12 + 16 * (size_t)i);
+		uint64_t c = rd64(buf + 12 + 16 * (size_t)i), s = rd64(buf + 20 + 16 * (size_t)i);
 		uint64_t cur = dst->inc[PX_CLIENT_NODE(c)];
 		uint32_t j;
 		if (s == 0 || px_filter_last(dst, c) != 0 ||

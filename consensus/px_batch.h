@@ -2,8 +2,14 @@
  * px_batch: the value of a log slot (a batch of submissions) and the de-duplication filter.
  *
  * A slot's value is either empty (a no-op, len 0) or a batch, little-endian:
- *   count u32, then count times: client u64, seq u64, len u32, len bytes.
+ *   count u32, time_ms u64, then count times: client u64, seq u64, len u32, len bytes.
  * The core builds batches; hosts read them with px_batch_iter. The submission bytes are opaque.
+ * time_ms is the leader's stamp (ms since the epoch; px_node.h): its wall clock when it cut the
+ * batch, never below a stamp it knows of (in its log, in the promises of its phase 1, in its
+ * applied state). A value that a new leader must re-propose (P2c) keeps its older stamp, so raw
+ * stamps may still step back there; the time of the batch's transactions (ZooKeeper's
+ * ctime/mtime) is therefore max(its stamp, every stamp applied before), px_filter.stamp after
+ * px_filter_stamp: the same on every replica, from the log alone, and never decreasing.
  *
  * A submission of length 0 is a no-op: it takes its (client, seq) in the order below and changes
  * nothing else (px_node.h: what a submission that timed out for its writer becomes).
@@ -51,13 +57,14 @@
 
 #include "consensus/px_msg.h"
 
-#define PX_BATCH_HDR 4u
+#define PX_BATCH_HDR 12u
 #define PX_BATCH_SUB 20u
 
 struct px_batch_iter {
 	const uint8_t *p;
 	const uint8_t *end;
 	uint32_t left;
+	uint64_t time_ms; /* the batch's stamp (0 for a no-op) */
 };
 
 /* Start reading VALUE[0..len). A no-op (len 0) has no submissions. Errors: -EINVAL (malformed). */
@@ -80,7 +87,12 @@ struct px_filter {
 	uint32_t cap; /* power of two or 0 */
 	uint32_t count;
 	uint64_t inc[256]; /* per node: current incarnation + 1; 0: none yet */
+	uint64_t stamp;	   /* the stamp of the last batch applied (the host sets it, px_filter_stamp) */
 };
+
+/* The host applied a batch stamped T (px_batch_iter.time_ms): remembered with the filter, so that
+ * a restarted node or one that installs this state as a snapshot knows the stamps so far. */
+void px_filter_stamp(struct px_filter *f, uint64_t t);
 
 /* An empty filter needs no init beyond zeroing; release it with px_filter_free. */
 void px_filter_free(struct px_filter *f);
@@ -98,7 +110,7 @@ int px_filter_seen(const struct px_filter *f, uint64_t client, uint64_t seq);
 /* Deep copy SRC into *DST (which must be empty or freed). Errors: -ENOMEM. */
 int px_filter_copy(struct px_filter *dst, const struct px_filter *src);
 
-/* Serialise for a snapshot: count u32, then (client u64, seq u64) sorted by client. */
+/* Serialise for a snapshot: count u32, stamp u64, then (client u64, seq u64) sorted by client. */
 size_t px_filter_size(const struct px_filter *f);
 int px_filter_encode(const struct px_filter *f, uint8_t *buf, size_t cap); /* -ENOBUFS */
 /* Errors: -EINVAL (malformed: truncated, seq 0, a client twice, two incarnations of one node),

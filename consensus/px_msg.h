@@ -1,14 +1,14 @@
 /*
  * px_msg: the messages of the Multi-Paxos core and their stable binary encoding.
  *
- * Wire format, version 1, all integers little-endian:
- *   header (56 bytes): magic u32 "QPXM" (0x4d585051), version u8 (1), type u8, from u8, to u8,
+ * Wire format, version 2, all integers little-endian:
+ *   header (56 bytes): magic u32 "QPXM" (0x4d585051), version u8 (2), type u8, from u8, to u8,
  *                      ballot u64, commit u64, slot u64, aux u64, nent u32, nsub u32, body_len u32
  *   nent entries:      slot u64, ballot u64, flags u32, len u32, len bytes
  *   nsub submissions:  client u64, seq u64, len u32, len bytes
  *   trailer:           crc32c u32 of every byte before it
- * body_len counts the bytes of entries and submissions. A decoder of version 1 rejects any other
- * version; a future version bumps it.
+ * body_len counts the bytes of entries and submissions. A decoder rejects any other version than
+ * its own (version 1 had no batch stamps); a future version bumps it.
  *
  * Field use per type (unused fields are 0): see the table below.
  */
@@ -20,7 +20,9 @@
  * Field use per type (every message also carries from, to, and commit = the sender's commit index):
  *   PREPARE       ballot; slot = first slot asked for
  *   PROMISE       ballot = the ballot promised; slot = sender's first held slot; entries: accepted
- *                 (or chosen, flag PX_ENT_CHOSEN) values of slots > commit and >= the asked slot
+ *                 (or chosen, flag PX_ENT_CHOSEN) values of slots > commit and >= the asked slot;
+ *                 aux = the highest batch stamp (px_batch.h) in a value the sender accepted or
+ *                 learnt: the new leader's stamps start above it
  *   ACCEPT        ballot; slot = lstart (first slot proposed fresh in this ballot); entries (none:
  *                 a heartbeat)
  *   ACCEPTED      ballot; entries: slot only (len 0), one per slot accepted
@@ -40,7 +42,7 @@
 #include <stdint.h>
 
 #define PX_MSG_MAGIC	0x4d585051u
-#define PX_MSG_VERSION	1u
+#define PX_MSG_VERSION	2u /* 2: batches carry the leader's stamp (px_batch.h) */
 #define PX_MSG_HDR	56u
 #define PX_MSG_ENT_HDR	24u
 #define PX_MSG_SUB_HDR	20u

@@ -118,6 +118,9 @@ struct px_node {
 	struct rec *recov;
 	uint64_t recov_base, recov_cap, recov_last;
 
+	/* stamps (px_batch.h): the last wall clock seen; the highest stamp in a value we know */
+	uint64_t wall, stamp;
+
 	/* leader */
 	uint64_t next_slot, lstart;
 	uint32_t inflight;
@@ -293,8 +296,21 @@ static uint64_t wait_seq(const struct px_node *nd)
 	return cur > nd->persisted ? cur : 0;
 }
 
+/* A value we know of (accepted, chosen or recovered): its stamp is a floor for ours. */
+static void see_stamp(struct px_node *nd, const uint8_t *val, uint32_t len)
+{
+	uint64_t t = 0;
+	if (!val || len < PX_BATCH_HDR)
+		return;
+	for (int i = 7; i >= 0; i--)
+		t = t << 8 | val[4 + i];
+	if (t > nd->stamp)
+		nd->stamp = t;
+}
+
 static void record_slot(struct px_node *nd, uint64_t s, struct slot *sl)
 {
+	see_stamp(nd, sl->val, sl->len);
 	struct px_entry e = {.slot = s,
 			     .ballot = sl->ballot,
 			     .flags = sl->flags & S_CHOSEN ? PX_ENT_CHOSEN : 0,
@@ -680,6 +696,10 @@ static uint8_t *q_cut(struct px_node *nd, uint32_t *len_out)
 	v[1] = (uint8_t)(k >> 8);
 	v[2] = (uint8_t)(k >> 16);
 	v[3] = (uint8_t)(k >> 24);
+	/* the leader's stamp: its wall clock, never below a stamp it knows of */
+	if (nd->wall > nd->stamp)
+		nd->stamp = nd->wall;
+	q_put64(v + 4, nd->stamp);
 	memcpy(v + PX_BATCH_HDR, nd->q + nd->qrd, bytes);
 	nd->qrd = p;
 	nd->qcount -= k;
@@ -925,6 +945,7 @@ static void propose(struct px_node *nd, uint64_t s, uint8_t *val, uint32_t len)
 		free(val);
 		return;
 	}
+	see_stamp(nd, val, len);
 	defer_free(nd, sl->val);
 	sl->val = val;
 	sl->len = len;
@@ -965,6 +986,13 @@ static void become_leader(struct px_node *nd)
 	nd->leader_since = nd->now;
 	for (uint32_t i = 0; i < nd->cfg.n; i++)
 		nd->peer_heard[i] = nd->now;
+	/* every stamp in our log is a floor for the stamps we give (the recovered values raise it
+	 * further as they are re-proposed) */
+	for (uint64_t s = nd->base; s <= nd->last; s++) {
+		struct slot *sl = slot_at(nd, s);
+		if (sl)
+			see_stamp(nd, sl->val, sl->len);
+	}
 	/* our own acceptor state is one of the reports */
 	for (uint64_t s = nd->commit + 1; s <= nd->last; s++) {
 		struct slot *sl = slot_at(nd, s);
@@ -1088,7 +1116,8 @@ static void on_prepare(struct px_node *nd, const struct px_msg *m)
 		uint64_t from = m->slot > nd->commit + 1 ? m->slot : nd->commit + 1;
 		uint32_t eo = nd->ents.n, k = 0;
 		struct px_msg pm = {
-		    .type = PX_MSG_PROMISE, .to = m->from, .ballot = m->ballot, .slot = nd->base};
+		    .type = PX_MSG_PROMISE, .to = m->from, .ballot = m->ballot, .slot = nd->base,
+		    .aux = nd->stamp};
 		struct px_out o = {.wait_seq = wait_seq(nd)};
 		uint32_t so = nd->subs.n;
 
@@ -1124,6 +1153,9 @@ static void on_promise(struct px_node *nd, const struct px_msg *m)
 	uint16_t bit = (uint16_t)(1u << m->from);
 	if (nd->role != PX_CANDIDATE || m->ballot != nd->ballot || (nd->promises & bit))
 		return;
+	/* a chosen value was accepted by one of the majority that promises: its stamp is here */
+	if (m->aux > nd->stamp)
+		nd->stamp = m->aux;
 	for (uint32_t i = 0; i < m->nent; i++) {
 		const struct px_entry *e = &m->ent[i];
 		if (e->flags & PX_ENT_CHOSEN)
@@ -1562,6 +1594,8 @@ static void on_snapshot_installed(struct px_node *nd, uint64_t n, const struct p
 	}
 	nd->applied = n;
 	nd->snapshot = n;
+	if (filter && filter->stamp > nd->stamp)
+		nd->stamp = filter->stamp;
 	advance_commit(nd);
 	/* our submissions may be inside the snapshot: its filter tells */
 	for (uint32_t idx = nd->phead, next; idx != NONE; idx = next) {
@@ -1727,6 +1761,7 @@ static void deliver(struct px_node *nd)
 		if (!sl)
 			break;
 		a = (struct px_apply){.slot = s, .value = sl->val, .len = sl->len};
+		see_stamp(nd, sl->val, sl->len);
 		if (vpush(&nd->applies, &a, sizeof(a))) {
 			note(nd, -ENOMEM);
 			break;
@@ -1871,6 +1906,8 @@ int px_step(struct px_node *nd, const struct px_event *ev, struct px_update *u)
 	u->truncate = 0;
 	if (ev->now > nd->now)
 		nd->now = ev->now;
+	if (ev->wall)
+		nd->wall = ev->wall;
 	nd->rnd ^= ev->rand;
 	switch (ev->type) {
 	case PX_EV_RECEIVE:
@@ -2004,6 +2041,7 @@ int px_init(struct px_node **out, const struct px_config *cfg, const struct px_b
 			nd->promised = 0;
 #endif
 		nd->snapshot = boot->snapshot;
+		nd->stamp = boot->stamp;
 		nd->base = boot->snapshot + 1;
 		nd->last = boot->snapshot;
 		nd->commit = boot->snapshot;
@@ -2026,6 +2064,7 @@ int px_init(struct px_node **out, const struct px_config *cfg, const struct px_b
 			sl->len = e->len;
 			sl->ballot = e->ballot;
 			sl->flags = S_HAVE;
+			see_stamp(nd, sl->val, sl->len);
 			if ((e->flags & PX_ENT_CHOSEN) || e->slot <= top)
 				sl->flags |= S_CHOSEN;
 			if (e->slot > nd->last)

@@ -125,6 +125,7 @@ struct px_boot {
 	uint64_t commit;   /* persisted commit index (a hint: slots <= commit are chosen) */
 	uint64_t snapshot; /* the durable snapshot's last slot (0: none) */
 	uint64_t applied;
+	uint64_t stamp; /* the last batch stamp the host applied (its px_filter's), 0: none */
 	const struct px_entry *entries;
 	uint32_t nentries;
 };
@@ -143,6 +144,9 @@ enum px_event_type {
 struct px_event {
 	enum px_event_type type;
 	uint64_t now;			/* host time, monotonic, with every event */
+	uint64_t wall; /* the host's wall clock, ms since the epoch (0: unknown): a leader stamps the
+			  batches it proposes with max(wall, every stamp it knows), so stamps
+			  never decrease along the log, whoever leads */
 	uint64_t rand;			/* fresh random bits with every event (election jitter) */
 	const struct px_filter *filter; /* PX_EV_SNAPSHOT_INSTALLED only */
 	union {

@@ -106,7 +106,11 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * unknown: it may still be applied, once). Reads see this node's applied tree (may lag the leader).
  * Other outcomes: -EIO (this node's storage failed: it then recreates its replica from disk and
  * rejoins; the write may still be applied), -ENOBUFS (too many writes pending at this node; never
- * proposed), -ENOMEM, -ESHUTDOWN. A transaction's time_ms is the submitting node's clock.
+ * proposed), -ENOMEM, -ESHUTDOWN. A transaction's time_ms (ctime/mtime) is the leader's wall
+ * clock when it proposed the batch that holds it, never below a time the leader knows was given
+ * before: the same on every replica, and never decreasing along the log (px_batch.h). A node of
+ * another protocol version (IO_NET_PROTO, PX_MSG_VERSION: 2 since batches carry that stamp) is
+ * refused at the handshake.
  * After a snapshot install (the node was too far behind) on_change reports NODE_DATA_CHANGED and
  * NODE_CHILDREN_CHANGED for "/" only: the whole tree may have changed.
  * rp_status adds ballot= (round.node), chosen= and commit= (slots), applied_slot=,

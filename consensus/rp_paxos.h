@@ -11,8 +11,9 @@
  * rpx.jobs); the storage thread reports back through struct rpx_back and wakes the loop.
  *
  * A submission's value (the opaque bytes of a px_sub), version 1:
- *   u8 kind (RPX_V_TXN or RPX_V_SYNC), i64 time_ms (little-endian; the submitter's clock, so every
- *   replica stores the same ctime/mtime), then for RPX_V_TXN the zt_ops_encode bytes.
+ *   u8 kind (RPX_V_TXN or RPX_V_SYNC), i64 (little-endian; the submitter's clock, informational
+ *   only: a transaction's time is its batch's leader stamp, px_batch.h), then for RPX_V_TXN the
+ *   zt_ops_encode bytes.
  */
 #ifndef QFS_CONSENSUS_RP_PAXOS_H
 #define QFS_CONSENSUS_RP_PAXOS_H

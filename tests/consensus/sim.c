@@ -12,6 +12,7 @@
 #include "tests/consensus/sim.h"
 
 #define CLIENTS 2
+#define SIM_EPOCH_MS 1795830000000ull /* the wall clock at virtual time 0 */
 
 bool sim_end_to_end;
 #define NONE UINT32_MAX
@@ -80,6 +81,7 @@ enum { E_MSG = 1, E_PERSIST, E_SNAP };
 struct snap {
 	uint64_t slot;
 	uint64_t chain;
+	uint64_t stamp; /* the last batch stamp applied */
 	struct px_filter filter;
 };
 
@@ -138,6 +140,8 @@ struct node {
 	uint32_t nheld, heldcap;
 	/* the state machine */
 	uint64_t applied, chain;
+	uint64_t stamp;	 /* the last batch stamp applied: stamps never decrease along the log */
+	int64_t skew;	 /* this boot's wall clock minus the true time (ms), up to +-2 s */
 	struct px_filter filter;
 	uint64_t next_seq[CLIENTS]; /* per client C of this node, over all its boots (op index) */
 	uint64_t *bbase;	    /* [boot * CLIENTS + c]: next_seq[c] when boot began */
@@ -290,6 +294,7 @@ static void snap_copy(struct snap *dst, const struct snap *src)
 {
 	dst->slot = src->slot;
 	dst->chain = src->chain;
+	dst->stamp = src->stamp;
 	if (px_filter_copy(&dst->filter, &src->filter)) {
 		fprintf(stderr, "sim: out of memory\n");
 		abort();
@@ -423,6 +428,19 @@ static void apply_slot(struct sim *s, uint32_t i, const struct px_apply *a)
 	if (s->trace && i == 0)
 		trace(s, "node %u applies slot %llu: %u submissions", i,
 		      (unsigned long long)a->slot, it.left);
+	if (a->len) {
+		/* the leader's stamp: a reading of some node's wall clock (skewed by 2 s at most,
+		 * or raised to a stamp known before); the transactions' time never decreases */
+		if (it.time_ms + 2000 < SIM_EPOCH_MS || it.time_ms > SIM_EPOCH_MS + s->now + 2000)
+			violation(s, "node %u: slot %llu is stamped %llu at %llu: no wall clock", i,
+				  (unsigned long long)a->slot, (unsigned long long)it.time_ms,
+				  (unsigned long long)s->now);
+		px_filter_stamp(&nd->filter, it.time_ms);
+		if (nd->filter.stamp < nd->stamp)
+			violation(s, "node %u: slot %llu: time went back", i,
+				  (unsigned long long)a->slot);
+		nd->stamp = nd->filter.stamp;
+	}
 	while ((rv = px_batch_next(&it, &sub)) == 1) {
 		struct op *op = op_at(s, sub.client, sub.seq);
 		int adm = px_filter_admit(&nd->filter, sub.client, sub.seq);
@@ -621,6 +639,7 @@ static void take_snapshot(struct sim *s, uint32_t i)
 	snap_free(&nd->disk.snap);
 	nd->disk.snap.slot = nd->applied;
 	nd->disk.snap.chain = nd->chain;
+	nd->disk.snap.stamp = nd->stamp;
 	if (px_filter_copy(&nd->disk.snap.filter, &nd->filter))
 		abort();
 	s->st.snapshots++;
@@ -747,7 +766,12 @@ static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 	if (s->cfg.oom && !s->healed && chance(s, s->cfg.oom))
 		px_debug_alloc_countdown = 1 + rnd(s) % 3;
 #endif
-	rv = px_step(nd->px, ev, &u);
+	{
+		/* every node reads its own wall clock, skewed */
+		struct px_event e2 = *ev;
+		e2.wall = (uint64_t)((int64_t)(SIM_EPOCH_MS + s->now) + nd->skew);
+		rv = px_step(nd->px, &e2, &u);
+	}
 #ifdef QFS_TEST_HOOKS
 	px_debug_alloc_countdown = 0;
 	if (rv == -ENOMEM && s->cfg.oom) {
@@ -918,6 +942,7 @@ static void on_snap(struct sim *s, const struct event *e)
 		abort();
 	nd->applied = e->snap->slot;
 	nd->chain = e->snap->chain;
+	nd->stamp = e->snap->stamp;
 	s->st.installs++;
 	trace(s, "node %u: installs snapshot %llu from %u", e->to,
 	      (unsigned long long)e->snap->slot, e->from);
@@ -964,6 +989,7 @@ static void boot_node(struct sim *s, uint32_t i)
 	b.commit = nd->disk.commit;
 	b.snapshot = nd->disk.snap.slot;
 	b.applied = nd->disk.snap.slot;
+	b.stamp = nd->disk.snap.filter.stamp;
 	ents = xmalloc(sizeof(*ents) * (nd->disk.cap ? nd->disk.cap : 1));
 	for (uint64_t k = 0; k < nd->disk.cap; k++) {
 		struct dslot *d = &nd->disk.slots[k];
@@ -989,6 +1015,8 @@ static void boot_node(struct sim *s, uint32_t i)
 	nd->persist_tail = s->now;
 	nd->applied = nd->disk.snap.slot;
 	nd->chain = nd->disk.snap.chain;
+	nd->stamp = nd->disk.snap.stamp;
+	nd->skew = (int64_t)(rnd(s) % 4001) - 2000;
 	px_filter_free(&nd->filter);
 	if (px_filter_copy(&nd->filter, &nd->disk.snap.filter))
 		abort();

@@ -281,7 +281,10 @@ Test(px_msg, wrong_magic_and_version)
 	buf[0] ^= 1;
 	cr_assert_eq(px_msg_decode(buf, (size_t)len, &d, &sc), -EBADMSG);
 	buf[0] ^= 1;
-	buf[4] = 2; /* a future version, checksum fixed up */
+	buf[4] = PX_MSG_VERSION + 1; /* a future version, checksum fixed up */
+	put32(buf + len - 4, px_crc32c(0, buf, (size_t)len - 4));
+	cr_assert_eq(px_msg_decode(buf, (size_t)len, &d, &sc), -EINVAL);
+	buf[4] = 1; /* version 1: batches without stamps */
 	put32(buf + len - 4, px_crc32c(0, buf, (size_t)len - 4));
 	cr_assert_eq(px_msg_decode(buf, (size_t)len, &d, &sc), -EINVAL);
 	free(buf);
@@ -292,8 +295,10 @@ Test(px_msg, wrong_magic_and_version)
 
 static uint32_t make_batch(uint8_t *v, uint32_t n)
 {
-	uint32_t p = 4;
+	uint32_t p = 12;
 	put32(v, n);
+	for (int k = 0; k < 8; k++) /* the leader's stamp */
+		v[4 + k] = (uint8_t)(1795830000123ull >> (8 * k));
 	for (uint32_t i = 0; i < n; i++) {
 		for (int k = 0; k < 8; k++) {
 			v[p + k] = (uint8_t)((uint64_t)(i + 1) >> (8 * k));
@@ -316,6 +321,7 @@ Test(px_batch, iterate_and_reject_malformed)
 	int n = 0, rv;
 
 	cr_assert_eq(px_batch_iter_init(&it, v, len), 0);
+	cr_assert_eq(it.time_ms, 1795830000123ull);
 	while ((rv = px_batch_next(&it, &s)) == 1) {
 		cr_assert_eq(s.client, (uint64_t)n + 1);
 		cr_assert_eq(s.seq, (uint64_t)n + 5);
@@ -391,7 +397,7 @@ Test(px_filter, a_new_incarnation_retires_the_older_ones)
 		for (uint64_t q = 1; q <= 3; q++)
 			cr_assert_eq(px_filter_admit(&f, PX_CLIENT(3, inc, 0), q), 1);
 	cr_assert_eq(f.count, 4);
-	cr_assert_eq(px_filter_size(&f), 4 + 4 * 16);
+	cr_assert_eq(px_filter_size(&f), 12 + 4 * 16);
 	px_filter_free(&f);
 }
 
@@ -452,7 +458,7 @@ Test(px_filter, matches_a_model)
 Test(px_filter, decode_refuses_what_admit_cannot_make)
 {
 	struct px_filter g = {0};
-	uint8_t b[4 + 32] = {2};
+	uint8_t b[12 + 32] = {2, 0, 0, 0, 7}; /* count 2, stamp 7 */
 	uint64_t v[4][4] = {{PX_CLIENT(1, 1, 0), 0, PX_CLIENT(2, 1, 0), 1},
 			    {PX_CLIENT(1, 1, 0), 1, PX_CLIENT(1, 1, 0), 2},
 			    {PX_CLIENT(1, 1, 0), 1, PX_CLIENT(1, 2, 0), 1},
@@ -460,10 +466,12 @@ Test(px_filter, decode_refuses_what_admit_cannot_make)
 	for (int k = 0; k < 4; k++) {
 		for (int w = 0; w < 4; w++)
 			for (int j = 0; j < 8; j++)
-				b[4 + 8 * w + j] = (uint8_t)(v[k][w] >> (8 * j));
+				b[12 + 8 * w + j] = (uint8_t)(v[k][w] >> (8 * j));
 		cr_assert_eq(px_filter_decode(&g, b, sizeof(b)), k == 3 ? 0 : -EINVAL, "case %d", k);
-		if (k == 3)
+		if (k == 3) {
 			cr_assert_eq(px_filter_last(&g, PX_CLIENT(1, 1, 0)), 4);
+			cr_assert_eq(g.stamp, 7);
+		}
 		px_filter_free(&g);
 	}
 }

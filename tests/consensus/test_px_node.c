@@ -384,3 +384,42 @@ Test(px_node, bad_events)
 	cr_assert_eq(px_init(&x, &bad, NULL, 0, 0), -EINVAL, "even cluster sizes are refused");
 	px_free(nd);
 }
+
+/* Stamps (px_batch.h): a leader stamps a batch with its wall clock, but never below a stamp it
+ * knows of: one in a promise (aux), or in its applied state (px_boot.stamp). Without them, its
+ * own (behind) clock. */
+static uint64_t first_stamp(uint64_t boot_stamp, uint64_t promised_stamp, uint64_t wall)
+{
+	struct px_config cfg = {.id = 0, .n = 3, .heartbeat = 10, .election = 100};
+	struct px_boot boot = {.initialised = true, .stamp = boot_stamp};
+	struct px_node *nd;
+	struct px_update u;
+	uint64_t seq, b, t = 0;
+	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0, .aux = promised_stamp};
+	struct px_sub sub = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"hi"};
+	struct px_event ev = {
+	    .type = PX_EV_SUBMIT, .now = 1003, .wall = wall, .subs = &sub, .nsubs = 1};
+
+	cr_assert_eq(px_init(&nd, &cfg, &boot, 0, 7), 0);
+	b = campaign(nd, &u, &seq);
+	p.ballot = b;
+	recv(nd, &p, 1001, &u);
+	persisted(nd, seq, 1002, &u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	cr_assert_eq(px_step(nd, &ev, &u), 0);
+	cr_assert_eq(u.naccepted, 1);
+	cr_assert_geq(u.accepted[0].len, PX_BATCH_HDR);
+	for (int i = 7; i >= 0; i--)
+		t = t << 8 | u.accepted[0].data[4 + i];
+	px_free(nd);
+	return t;
+}
+
+Test(px_node, leader_stamps_never_go_below_a_known_stamp)
+{
+	const uint64_t now = 1795830000000ull;
+	cr_assert_eq(first_stamp(0, 0, now), now, "its wall clock");
+	cr_assert_eq(first_stamp(now + 5000, 0, now), now + 5000, "its applied state's stamp");
+	cr_assert_eq(first_stamp(0, now + 7000, now), now + 7000, "a promiser's stamp");
+	cr_assert_eq(first_stamp(now - 5000, now - 7000, now), now, "older stamps do not matter");
+}

@@ -83,8 +83,10 @@ static void px_batches(void)
 	put("px_batch", n++, buf, 0); /* a no-op */
 	for (uint32_t count = 1; count <= 3; count++) {
 		len = 0;
-		memcpy(buf, &count, 4); /* little-endian hosts */
-		len = 4;
+		uint64_t stamp = 1795830000000ull + count; /* the leader's stamp */
+		memcpy(buf, &count, 4);			    /* little-endian hosts */
+		memcpy(buf + 4, &stamp, 8);
+		len = 12;
 		for (uint32_t i = 0; i < count; i++) {
 			uint64_t client = 100 + i, seq = 1 + i;
 			uint32_t l = i * 3;
