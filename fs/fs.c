@@ -1982,6 +1982,16 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 
 	if (status < 0)
 		fs_warn("commit of a change of %s failed: %s", c->path, strerror(-err));
+	if (c->session != 0 && (status == -ETIMEDOUT || status == -EIO)) {
+		/* The ephemeral create's outcome is unknown: it may still be applied later,
+		 * owned by a session no open file holds. Close that session now (FIFO: after
+		 * the create). */
+		int rv = fs__session_close(fs, NULL, c->session, NULL);
+
+		if (rv != 0)
+			fs_error("session 0x%" PRIx64 " of an unknown create not closed: %s",
+				 (uint64_t)c->session, strerror(-rv));
+	}
 	switch (c->op) {
 	case FS__N_CREATE:
 	case FS__N_MKNOD:
@@ -3184,6 +3194,33 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 }
 
+static int fs__session_count_cb(void *arg, int64_t owner, uint32_t nnodes)
+{
+	(void)owner;
+	*(uint32_t *)arg += nnodes;
+	return 0;
+}
+
+/*
+ * Does SESSION own no node in this node's applied tree? Only for the session of an FS__FH_NODE:
+ * its one create was applied here before the open returned (read-your-writes) and nothing else
+ * ever creates a node it owns (a rename keeps the owner, so the count cannot grow), so zero here
+ * is zero everywhere for good and its close would commit nothing (a lock cycle: create, unlink,
+ * close: two commits, not three). 0 when it cannot tell (then the close is committed).
+ */
+static int fs__session_empty(struct fs *fs, int64_t session)
+{
+	struct st_rtxn *r;
+	uint32_t n = 0;
+	int rv;
+
+	if (st_rbegin(fs->env, &r) != 0)
+		return 0;
+	rv = zt_sessions(r, (uint64_t)session, (uint64_t)session, fs__session_count_cb, &n);
+	st_rend(r);
+	return rv == 0 && n == 0;
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs__fh *fh = (struct fs__fh *)(uintptr_t)fi->fh;
@@ -3203,6 +3240,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			fs__watch_release(fh);
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
+	}
+	if (session != 0 && fh->type == FS__FH_NODE && fs__session_empty(fs__of(req), session)) {
+		fs_debug("session 0x%" PRIx64 " owns nothing: closed without a commit",
+			 (uint64_t)session);
+		session = 0;
 	}
 	if (session != 0) {
 		/* The last close of the file that created an ephemeral node ends its session

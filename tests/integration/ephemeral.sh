@@ -26,6 +26,19 @@ if echo x 2>"$T/err" >"$M/.zk/ephemeral/workers/w1"; then fail "second ephemeral
 exec 9>&-
 check "closing the file deletes the node" wait_for 5 missing "$M/workers/w1"
 
+# a lock cycle (create, unlink, close) commits twice: the close of a session that owns nothing
+# any more has nothing to delete and commits nothing
+applied() { grep '^applied=' "$M/.zk/status" | cut -d= -f2; }
+exec 9>"$M/.zk/ephemeral/workers/lk"
+rm "$M/workers/lk"
+a0=$(applied)
+exec 9>&-
+eq "closing the file of an unlinked ephemeral commits nothing" "$(applied)" "$a0"
+exec 9>"$M/.zk/ephemeral/workers/lk"
+check "its name can be created again" test -e "$M/workers/lk"
+exec 9>&-
+check "... and that one is deleted by its close" wait_for 5 missing "$M/workers/lk"
+
 # two sessions, two owners
 exec 8>"$M/.zk/ephemeral/workers/a"
 exec 7>"$M/.zk/ephemeral/workers/b"
