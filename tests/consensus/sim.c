@@ -1016,7 +1016,12 @@ static void boot_node(struct sim *s, uint32_t i)
 	nd->applied = nd->disk.snap.slot;
 	nd->chain = nd->disk.snap.chain;
 	nd->stamp = nd->disk.snap.stamp;
-	nd->skew = (int64_t)(rnd(s) % 4001) - 2000;
+	/* from the seed, not from the event stream: adding clocks changed no scenario */
+	{
+		uint64_t h = fnv(fnv(0, &s->seed, sizeof(s->seed)), &i, sizeof(i));
+		h = fnv(h, &nd->boot, sizeof(nd->boot));
+		nd->skew = (int64_t)(h % 4001) - 2000;
+	}
 	px_filter_free(&nd->filter);
 	if (px_filter_copy(&nd->filter, &nd->disk.snap.filter))
 		abort();
