@@ -311,6 +311,8 @@ static void rpx__pump_cb(uv_timer_t *t)
 
 /* ---- the core ---- */
 
+static void rpx__check_ready(struct rpx *x);
+
 static void rpx__stat_update(struct rpx *x)
 {
 	uint32_t l;
@@ -333,10 +335,45 @@ static void rpx__stat_update(struct rpx *x)
 	for (uint32_t i = 0; i < x->n; i++)
 		x->stat.up[i] = i == x->self ? 1 : io_net_connected(x->net, x->ids[i]);
 	pthread_mutex_unlock(&x->stat_lock);
+	rpx__check_ready(x);
 }
 
 static void rpx__timer_cb(uv_timer_t *t);
 static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news);
+
+static void rpx__set_ready(struct rpx *x)
+{
+	pthread_mutex_lock(&x->ready_lock);
+	__atomic_store_n(&x->ready, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&x->ready_cond);
+	pthread_mutex_unlock(&x->ready_lock);
+}
+
+/* Reads after start (rp_read_barrier): the first leader's commit index heard is the target; ready
+ * once applied, or once the bound passed. Loop thread, after every step. */
+static void rpx__check_ready(struct rpx *x)
+{
+	uint64_t applied;
+
+	if (__atomic_load_n(&x->ready, __ATOMIC_ACQUIRE) || !x->px)
+		return;
+	if (!x->ready_slot && px_leader(x->px) < x->n && px_leader_commit(x->px))
+		x->ready_slot = px_leader_commit(x->px);
+	else if (!x->ready_slot && px_leader(x->px) < x->n)
+		x->ready_slot = UINT64_MAX; /* a leader with nothing chosen yet: nothing to wait for */
+	applied = __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE);
+	if (x->ready_slot && (x->ready_slot == UINT64_MAX || applied >= x->ready_slot)) {
+		rpx__log(x, RP_LOG_INFO, "caught up (applied slot %" PRIu64 "): serving reads",
+			 applied);
+		rpx__set_ready(x);
+	} else if (uv_now(&x->loop) >= x->ready_by) {
+		rpx__log(x, RP_LOG_WARN,
+			 "not caught up with a leader within %u ms of the start (applied slot %" PRIu64
+			 "): serving reads from the local state, which may be behind",
+			 x->cl.write_timeout_ms, applied);
+		rpx__set_ready(x);
+	}
+}
 
 /* Append J to the chain whose last link is *TAIL (see rpx__jobs_push). */
 static void rpx__chain(struct rpx_job ***tail, struct rpx_job *j)
@@ -977,6 +1014,7 @@ static int rpx_status(struct rp *rp, char *buf, size_t cap)
 	    __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE), s.snaps_sent,
 	    __atomic_load_n(&x->snaps_installed, __ATOMIC_RELAXED));
 	OUT("core_restarts=%" PRIu64 "\n", __atomic_load_n(&x->restarts, __ATOMIC_RELAXED));
+	OUT("caught_up=%d\n", __atomic_load_n(&x->ready, __ATOMIC_ACQUIRE));
 	for (uint32_t i = 0; i < x->n; i++)
 		if (i != x->self)
 			OUT("peer.%u=%s\n", x->ids[i], s.up[i] ? "up" : "down");
@@ -1010,6 +1048,8 @@ static void rpx__free(struct rpx *x)
 	pthread_mutex_destroy(&x->sub_lock);
 	pthread_mutex_destroy(&x->back_lock);
 	pthread_mutex_destroy(&x->stat_lock);
+	pthread_mutex_destroy(&x->ready_lock);
+	pthread_cond_destroy(&x->ready_cond);
 	free(x);
 }
 
@@ -1022,6 +1062,7 @@ static void rpx_close(struct rp *rp)
 	uv_async_send(&x->wake);
 	pthread_mutex_unlock(&x->sub_lock);
 	pthread_join(x->loop_thread, NULL);
+	rpx__set_ready(x); /* no reader waits past close */
 	pthread_mutex_lock(&x->job_lock);
 	x->job_stop = 1;
 	pthread_cond_signal(&x->job_cond);
@@ -1030,8 +1071,28 @@ static void rpx_close(struct rp *rp)
 	rpx__free(x);
 }
 
+static void rpx_read_barrier(struct rp *rp)
+{
+	struct rpx *x = (struct rpx *)rp;
+
+	pthread_mutex_lock(&x->ready_lock);
+	while (!__atomic_load_n(&x->ready, __ATOMIC_ACQUIRE)) {
+		/* the loop thread decides (rpx__check_ready); this bound holds even if it cannot */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= x->ready_wall_by) {
+			__atomic_store_n(&x->ready, 1, __ATOMIC_RELEASE);
+			break;
+		}
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&x->ready_cond, &x->ready_lock, &ts);
+	}
+	pthread_mutex_unlock(&x->ready_lock);
+}
+
 static const struct rp_ops rpx__ops = {
     .submit = rpx_submit,
+    .read_barrier = rpx_read_barrier,
     .sync = rpx_sync,
     .env = rpx_env,
     .status = rpx_status,
@@ -1107,6 +1168,8 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	pthread_cond_init(&x->job_cond, NULL);
 	pthread_mutex_init(&x->back_lock, NULL);
 	pthread_mutex_init(&x->stat_lock, NULL);
+	pthread_mutex_init(&x->ready_lock, NULL);
+	pthread_cond_init(&x->ready_cond, NULL);
 	x->base.ops = &rpx__ops;
 	x->on_change = cfg->on_change;
 	x->change_arg = cfg->change_arg;
@@ -1195,6 +1258,8 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	}
 	st_started = 1;
 	/* first step: arms the timer */
+	x->ready_by = uv_now(&x->loop) + x->cl.write_timeout_ms;
+	x->ready_wall_by = rpx__now_ms() + x->cl.write_timeout_ms + 1000;
 	{
 		struct px_event ev = {.type = PX_EV_TICK};
 		rpx__step(x, &ev, NULL);

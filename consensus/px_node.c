@@ -2138,6 +2138,15 @@ uint64_t px_applied(const struct px_node *nd)
 	return nd->applied;
 }
 
+uint64_t px_leader_commit(const struct px_node *nd)
+{
+	if (nd->role == PX_LEADER)
+		return nd->commit;
+	if (nd->leader == NONE || nd->leader >= nd->cfg.n)
+		return 0;
+	return nd->peer_commit[nd->leader] > nd->commit ? nd->peer_commit[nd->leader] : nd->commit;
+}
+
 uint32_t px_pending(const struct px_node *nd)
 {
 	return nd->npend;

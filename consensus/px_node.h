@@ -252,6 +252,8 @@ enum px_role px_role(const struct px_node *node);
 uint64_t px_ballot(const struct px_node *node);	 /* the promised ballot */
 uint32_t px_leader(const struct px_node *node);	 /* known leader id, or UINT32_MAX */
 uint64_t px_commit(const struct px_node *node);	 /* highest slot s with 1..s all chosen */
+/* The known leader's commit index (the last one it told us; ours when we lead), 0: no leader. */
+uint64_t px_leader_commit(const struct px_node *node);
 uint64_t px_applied(const struct px_node *node); /* last slot delivered to apply */
 uint32_t px_pending(const struct px_node *node); /* submissions waiting for an ack */
 /* The chosen value of SLOT if this node still holds it: 0, -ENOENT (unknown or truncated). */

@@ -114,7 +114,8 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * After a snapshot install (the node was too far behind) on_change reports NODE_DATA_CHANGED and
  * NODE_CHILDREN_CHANGED for "/" only: the whole tree may have changed.
  * rp_status adds ballot= (round.node), chosen= and commit= (slots), applied_slot=,
- * snapshots_sent=, snapshots_installed=, core_restarts=, one "peer.ID=up|down" line per other
+ * snapshots_sent=, snapshots_installed=, core_restarts=, caught_up= (rp_read_barrier's state:
+ * 1 once reads are served), one "peer.ID=up|down" line per other
  * node; role= may also be "restarting" (the core is being recreated from disk).
  * Process-wide effect: SIGPIPE is set to SIG_IGN if its disposition is the default (a peer that
  * closes its end must not kill the daemon).
@@ -137,6 +138,17 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 #define RP_MAX_OPS   65536		  /* ops per transaction */
 #define RP_TXN_BYTES ((size_t)16 << 20) /* a transaction's ops, strings, data and results */
 int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb cb, void *arg);
+
+/*
+ * Reads of a node that has just started (ZooKeeper: a server serves clients once it synced with
+ * the leader). Returns once this node may serve reads: at once for rp_open_local and, for a
+ * cluster node, once it applied every slot the leader had chosen when this node first heard from
+ * it (so its first read is never older than what it missed while down), or, without a leader
+ * within cl->write_timeout_ms after start, then (a node in a minority serves its local state, and
+ * logs it). Afterwards it returns at once; rp_status shows caught_up=1. Any thread; it may block
+ * for up to write_timeout_ms.
+ */
+void rp_read_barrier(struct rp *rp);
 
 /*
  * ZooKeeper's sync: CB(arg, status, zxid, NULL, 0) runs once every transaction committed anywhere

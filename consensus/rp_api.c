@@ -61,6 +61,12 @@ int rp_status(struct rp *rp, char *buf, size_t cap)
 	return rp->ops->status(rp, buf, cap);
 }
 
+void rp_read_barrier(struct rp *rp)
+{
+	if (rp && rp->ops->read_barrier)
+		rp->ops->read_barrier(rp);
+}
+
 void rp_close(struct rp *rp)
 {
 	if (rp)

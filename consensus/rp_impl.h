@@ -14,6 +14,7 @@ struct rp_ops {
 	int (*sync)(struct rp *rp, rp_done_cb cb, void *arg);
 	struct st_env *(*env)(struct rp *rp);
 	int (*status)(struct rp *rp, char *buf, size_t cap);
+	void (*read_barrier)(struct rp *rp); /* NULL: reads are always current (one node) */
 	void (*close)(struct rp *rp);
 };
 

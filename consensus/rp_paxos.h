@@ -163,6 +163,14 @@ struct rpx {
 	int reboot_pushed;  /* the REBOOT job of the dead core is queued */
 	struct px_config pc;
 	uint64_t restarts;  /* cores recreated, atomic */
+	/* Reads after start (rp_read_barrier): they wait until this node applied the leader's commit
+	 * index as first heard (ready_slot), or until ready_by (uv time) passed. ready is protected
+	 * by ready_lock; the rest is the loop thread's. */
+	pthread_mutex_t ready_lock;
+	pthread_cond_t ready_cond;
+	int ready;
+	uint64_t ready_slot, ready_by;
+	int64_t ready_wall_by; /* wall clock ms: rp_read_barrier waits no longer (set at open) */
 	uint64_t persisted; /* loop's view */
 	struct rpx_held *held, **held_tail;
 	size_t held_bytes;

@@ -237,6 +237,9 @@ static int fs__pin(struct fs *fs, fuse_ino_t ino, struct fs__pin *p)
 	pthread_mutex_unlock(&fs->it.lock);
 	if (rv != 0)
 		return rv;
+	/* a node of the tree (not the root, not .zk/): wait until a restarted node caught up */
+	if (ino != FUSE_ROOT_ID && p->kind <= FS__K_DATA)
+		rp_read_barrier(fs->rp);
 	snprintf(p->node, sizeof(p->node), "%s", p->path);
 	if (p->kind == FS__K_MIRROR)
 		return fs__mirror_parse(p->path, &p->mode, p->node, sizeof(p->node));
@@ -2167,6 +2170,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs__of(req);
 
+	if (parent == FUSE_ROOT_ID && strcmp(name, FS__CTL_NAME) != 0)
+		rp_read_barrier(fs->rp); /* names below: fs__pin */
 	pthread_rwlock_rdlock(&fs->pc_rw); /* see fs__getattr_locked */
 	fs__lookup_locked(req, parent, name);
 	pthread_rwlock_unlock(&fs->pc_rw);

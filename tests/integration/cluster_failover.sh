@@ -93,4 +93,19 @@ check "one leader known to all three" wait_for 10 cl_leader_ok 1 2 3
 echo back >"$T/m$L/load/after" || fail "write through the restarted node"
 cl_sync "$F1" >/dev/null
 eq "a write through the restarted node is seen elsewhere" "$(cat "$T/m$F1/load/after")" back
+
+# a restarted node serves reads only once caught up: stop a follower, change a node 200 times,
+# restart it: its very first read shows the last value, never an older one
+S=$F2
+[[ $S == "$(cl_leader_of "$F1")" ]] && S=$L
+echo v0 >"$T/m$F1/fresh" || fail "write v0"
+cl_sync "$S" >/dev/null
+cl_term "$S" || fail "stop node $S"
+n0=$(grep -c "caught up (applied slot" "$T/d$S.log")
+for ((i = 1; i <= 200; i++)); do echo "v$i" >"$T/m$F1/fresh" || fail "write v$i"; done
+cl_start "$S" || { fail "restart of node $S"; finish; }
+eq "restarted node $S: its first read shows the last value" "$(cat "$T/m$S/fresh")" v200
+eq "restarted node $S: caught_up=1 in .zk/status" "$(cl_status "$S" caught_up)" 1
+check "restarted node $S logs that it caught up before serving reads" \
+	test "$(grep -c "caught up (applied slot" "$T/d$S.log")" -gt "$n0"
 finish
