@@ -1510,16 +1510,16 @@ Test(cluster, churn_loses_no_acknowledged_write)
 		}
 	}
 	st_rend(r);
-	{
-		int to = 0, sd = 0;
-		for (int k = 0; k < ROUNDS * PER; k++) {
-			to += status[k] == -ETIMEDOUT;
-			sd += status[k] == -ESHUTDOWN;
-		}
-		cr_log_info("%d of %d writes acknowledged, %d timed out, %d stopped with their node",
-			    acked, ROUNDS * PER, to, sd);
+	int to = 0, sd = 0;
+	for (int k = 0; k < ROUNDS * PER; k++) {
+		to += status[k] == -ETIMEDOUT;
+		sd += status[k] == -ESHUTDOWN;
 	}
-	cr_assert_gt(acked, ROUNDS * PER / 2);
+	cr_log_info("%d of %d writes acknowledged, %d timed out, %d stopped with their node", acked,
+		    ROUNDS * PER, to, sd);
+	/* progress: most writes whose node stayed open were acknowledged (a write pending when its
+	 * node is closed in a later round is stopped with it: how many depends on the timing) */
+	cr_assert_gt(acked, (ROUNDS * PER - sd) / 2, "seed %u", seed);
 	free(status);
 }
 
