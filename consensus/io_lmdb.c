@@ -573,6 +573,7 @@ static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, cons
 		}
 	}
 	x->st_applied = slot;
+	x->st_bytes += len;
 	return 0;
 }
 
@@ -636,6 +637,7 @@ static int rpx__snap_end(struct rpx *x, struct st_wtxn *w, struct rpx_job *j, in
 	x->st_zxid = j->zxid;
 	x->st_compacted = j->a;
 	x->st_taken = j->a;
+	x->st_bytes = 0;
 	*installed = 1;
 	/* the whole tree may have changed: fs/ drops what it caches */
 	struct zt_change c1 = {ZT_NODE_DATA_CHANGED, "/", j->zxid};
@@ -883,9 +885,11 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
 	if (installed)
 		__atomic_add_fetch(&x->snaps_installed, 1, __ATOMIC_RELAXED);
-	if (x->st_applied >= x->st_taken + x->cl.snapshot_every) {
+	if (x->st_applied >= x->st_taken + x->cl.snapshot_every ||
+	    (x->st_bytes >= RPX_SNAP_BYTES && x->st_applied > x->st_taken)) {
 		taken = x->st_applied;
 		x->st_taken = taken;
+		x->st_bytes = 0;
 	}
 	pthread_mutex_lock(&x->back_lock);
 	if (persisted > x->back.persisted)

@@ -483,10 +483,12 @@ static void rpx__update(struct rpx *x, const struct px_update *u, struct rpx_ite
 		rpx__snap_start(x, u->snaps[i].to);
 	if (u->nsnaps)
 		rpx__pump(x);
-	if (u->truncate > x->cl.snapshot_keep) {
+	if (u->truncate && px_log_base(x->px) > 1) {
+		/* stored records follow the core's log: what it dropped below its snapshot (by slot
+		 * count and by bytes, px_config.keep_*_after_snapshot) goes from disk too */
 		struct rpx_job *j = rpx__job_new(RPX_J_COMPACT, 0);
 		if (j) {
-			j->a = u->truncate - x->cl.snapshot_keep;
+			j->a = px_log_base(x->px) - 1;
 			rpx__chain(&tail, j);
 		}
 	}
@@ -1221,6 +1223,7 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	    .election = (uint64_t)x->cl.tick_ms * x->cl.election_ticks,
 	    .submit_timeout = x->cl.write_timeout_ms,
 	    .keep_after_snapshot = x->cl.snapshot_keep,
+	    .keep_bytes_after_snapshot = RPX_KEEP_BYTES,
 	};
 	uv_update_time(&x->loop);
 	rc = px_init(&x->px, &x->pc, &boot, uv_now(&x->loop), rpx__rand());

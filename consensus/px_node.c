@@ -1618,10 +1618,25 @@ static void on_snapshot_taken(struct px_node *nd, uint64_t n, struct px_update *
 	uint64_t keep = nd->cfg.keep_after_snapshot;
 	if (n > nd->applied)
 		return; /* the host cannot have a snapshot of what it did not apply */
+	uint64_t t = n + 1 > keep ? n + 1 - keep : 0; /* the new base: slots below it go */
+
 	if (n > nd->snapshot)
 		nd->snapshot = n;
-	if (n + 1 > keep && n + 1 - keep > nd->base)
-		log_truncate(nd, n + 1 - keep);
+	if (nd->cfg.keep_bytes_after_snapshot) {
+		/* keep the newest slots below the snapshot while their values fit the budget */
+		uint64_t bytes = 0, s = n + 1;
+		while (s > t && s > nd->base) {
+			const struct slot *sl = slot_at_c(nd, s - 1);
+			bytes += sl ? sl->len : 0;
+			if (bytes > nd->cfg.keep_bytes_after_snapshot)
+				break;
+			s--;
+		}
+		if (s > t)
+			t = s;
+	}
+	if (t > nd->base)
+		log_truncate(nd, t);
 	u->truncate = n;
 }
 
@@ -2136,6 +2151,11 @@ uint64_t px_commit(const struct px_node *nd)
 uint64_t px_applied(const struct px_node *nd)
 {
 	return nd->applied;
+}
+
+uint64_t px_log_base(const struct px_node *nd)
+{
+	return nd->base;
 }
 
 uint64_t px_leader_commit(const struct px_node *nd)

@@ -111,6 +111,8 @@ struct px_config {
 	uint32_t max_pending;	      /* this node's pending submissions at most; 0: 65536 */
 	uint32_t catchup_max;	      /* chosen slots per CATCHUP message at most; 0: 64 */
 	uint64_t keep_after_snapshot; /* chosen slots kept in memory below a snapshot, for peers */
+	uint64_t keep_bytes_after_snapshot; /* ... and at most this many value bytes of them (the
+					       newest slots first); 0: no byte bound */
 };
 
 /*
@@ -255,6 +257,7 @@ uint64_t px_commit(const struct px_node *node);	 /* highest slot s with 1..s all
 /* The known leader's commit index (the last one it told us; ours when we lead), 0: no leader. */
 uint64_t px_leader_commit(const struct px_node *node);
 uint64_t px_applied(const struct px_node *node); /* last slot delivered to apply */
+uint64_t px_log_base(const struct px_node *node); /* lowest slot still held in memory */
 uint32_t px_pending(const struct px_node *node); /* submissions waiting for an ack */
 /* The chosen value of SLOT if this node still holds it: 0, -ENOENT (unknown or truncated). */
 int px_chosen(const struct px_node *node, uint64_t slot, const uint8_t **value, uint32_t *len);

@@ -32,6 +32,13 @@
 #define RPX_V_SYNC 2u
 #define RPX_V_HDR  9u
 
+/* Besides cl.snapshot_every slots, a snapshot (and compaction) is taken once this many value bytes
+ * were applied since the last one; and at most this many bytes of chosen slots are kept below a
+ * snapshot for lagging peers (besides cl.snapshot_keep slots): big transactions (a multi of
+ * thousands of creates) must not keep hundreds of MiB of log in memory and on disk. */
+#define RPX_SNAP_BYTES (64ull << 20)
+#define RPX_KEEP_BYTES (16ull << 20)
+
 /* One submission of this node (rp_submit / rp_sync), from the caller to its done callback.
  * Owned by the submit queue, then by the storage thread (registered), which completes it. */
 struct rpx_item {
@@ -207,6 +214,7 @@ struct rpx {
 	uint64_t st_zxid;	 /* last zxid */
 	uint64_t st_compacted;	 /* stored log deleted up to */
 	uint64_t st_taken;	 /* last compaction point reported */
+	uint64_t st_bytes;	 /* value bytes applied since st_taken */
 	int st_failed;		 /* permanently: the state could not even be reloaded */
 	uint64_t st_epoch;	 /* jobs of other epochs are dropped */
 	struct rpx_item **items; /* registered, by seq */

@@ -965,6 +965,7 @@ static void px_cfg_of(const struct sim *s, uint32_t i, struct px_config *pc)
 	pc->max_batch_bytes = s->cfg.max_batch_bytes;
 	pc->catchup_max = s->cfg.catchup_max;
 	pc->keep_after_snapshot = s->cfg.keep_after_snapshot;
+	pc->keep_bytes_after_snapshot = s->cfg.keep_bytes_after_snapshot;
 }
 
 static void boot_node(struct sim *s, uint32_t i)
@@ -1467,6 +1468,8 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 		cfg.max_batch_bytes = (z >> 40) % 3 == 0 ? 64 + (uint32_t)((z >> 42) % 200) : 0;
 		cfg.catchup_max = (z >> 50) % 3 == 0 ? 1 + (uint32_t)((z >> 52) % 4) : 0;
 		cfg.keep_after_snapshot = (z >> 56) % 9;
+		/* one in three: a byte budget of a few small values */
+		cfg.keep_bytes_after_snapshot = (z >> 12) % 3 == 0 ? 1 + (z >> 36) % 300 : 0;
 	}
 	cfg.oom = oom;
 	s = sim_new(&cfg, seed);

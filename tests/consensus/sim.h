@@ -33,6 +33,7 @@ struct sim_cfg {
 	uint32_t window, max_batch, max_batch_bytes, catchup_max;
 	uint64_t snapshot_every; /* slots between snapshots (0: never) */
 	uint64_t keep_after_snapshot;
+	uint64_t keep_bytes_after_snapshot; /* px_config's byte bound below a snapshot; 0: none */
 	uint32_t oom; /* per-mille of steps in which one of the core's allocations fails (test
 			 builds); the failed node is re-created from its disk, as after a crash */
 };
