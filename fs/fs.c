@@ -2776,6 +2776,14 @@ static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 	c->fi.direct_io = 1;
 	c->fi.keep_cache = 1;
 	c->fi.noflush = 1;
+#ifdef QFS_TEST_HOOKS
+	/* A deliberate bug for the fault campaign (tests/faults): QFS_TEST_BUG=stale-sync answers
+	 * at once, so a "fresh" read after it may come from a lagging replica. */
+	if (getenv("QFS_TEST_BUG") && strcmp(getenv("QFS_TEST_BUG"), "stale-sync") == 0) {
+		fs__sync_done(c, 0, 0, NULL, 0);
+		return 0;
+	}
+#endif
 	rv = rp_sync(fs->rp, fs__sync_done, c);
 	if (rv != 0) {
 		free(c);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/st.h"
@@ -90,6 +91,11 @@ static size_t st__test_mapsize;
 void st_test_mapsize(size_t bytes)
 {
 	__atomic_store_n(&st__test_mapsize, bytes, __ATOMIC_RELAXED);
+}
+
+void st_fault_delay(struct st_env *env, unsigned ms)
+{
+	__atomic_store_n(&env->fault_delay_ms, ms, __ATOMIC_RELAXED);
 }
 
 int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err)
@@ -368,7 +374,18 @@ int st_wbegin(struct st_env *env, struct st_wtxn **out)
 int st_wcommit(struct st_wtxn *w)
 {
 	struct st_env *env = w->env;
-	int rc = st__fault(env, ST_FAULT_COMMIT);
+	int rc;
+
+#ifdef QFS_TEST_HOOKS
+	{
+		unsigned ms = __atomic_load_n(&env->fault_delay_ms, __ATOMIC_RELAXED);
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+		while (ms && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+#endif
+	rc = st__fault(env, ST_FAULT_COMMIT);
 
 	if (rc) {
 		mdb_txn_abort(w->txn);

@@ -61,6 +61,7 @@ struct st_env {
 	int fault_kind;
 	int fault_countdown;
 	int fault_err;
+	unsigned fault_delay_ms; /* every commit sleeps this long first (test builds) */
 };
 
 /*

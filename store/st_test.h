@@ -27,6 +27,13 @@ enum st_fault {
  */
 int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err);
 
+/*
+ * Make every st_wcommit of ENV from now on sleep MS milliseconds before committing (0: no delay):
+ * a slow disk, as seen by the group commit and every reply that waits for durability. The sleep
+ * is on the committing thread (the storage thread, never the libuv loop). Any thread.
+ */
+void st_fault_delay(struct st_env *env, unsigned ms);
+
 /* Map size of environments opened from now on (0: the normal 64 GiB), to make LMDB's map fill up
  * for real (MDB_MAP_FULL -> -ENOSPC). A size smaller than an existing file's is raised by LMDB. */
 void st_test_mapsize(size_t bytes);

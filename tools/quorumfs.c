@@ -201,7 +201,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 }
 
 #ifdef QFS_TEST_HOOKS
-/* QFS_TEST_FAULT=commit:N:ERRNO (ERRNO one of ENOSPC, EROFS, EIO): the N-th commit fails. */
+/* QFS_TEST_FAULT=commit:N:ERRNO (ERRNO one of ENOSPC, EROFS, EIO): the N-th commit fails;
+ * QFS_TEST_FAULT=commit-delay:MS: every commit first sleeps MS milliseconds (a slow disk). */
 static int arm_test_fault(struct rp *rp)
 {
 	const char *spec = getenv("QFS_TEST_FAULT");
@@ -210,6 +211,13 @@ static int arm_test_fault(struct rp *rp)
 
 	if (!spec || !*spec)
 		return 0;
+	if (sscanf(spec, "commit-delay:%d%15s", &n, err) == 1) {
+		if (n < 0 || n > 60000)
+			return -EINVAL;
+		fs_warn("test hook: every commit sleeps %d ms first", n);
+		st_fault_delay(rp_env(rp), (unsigned)n);
+		return 0;
+	}
 	if (sscanf(spec, "%15[^:]:%d:%15s", kind, &n, err) != 3 || strcmp(kind, "commit") != 0)
 		return -EINVAL;
 	if (strcmp(err, "ENOSPC") == 0)
