@@ -90,6 +90,10 @@ static uint64_t rnd(void)
 /* Read all of PATH (up to MAXV-1 bytes) into BUF. Returns length or -errno. */
 /* The last op found no mount (the node is down): the run loop waits a little before the next. */
 static int dead_mount;
+/* The last op's outcome was unknown: the run loop backs off (200 ms), as a real client would, so
+ * that a node failing writes at once does not fill the history with ops that may apply any time
+ * later (each multiplies the checker's search). */
+static int backoff;
 
 static void note_err(int e)
 {
@@ -219,9 +223,11 @@ static void op_write(unsigned p, uint64_t op, const char *path, const char *key,
 		rec("fail p=%u op=%" PRIu64 " t=%" PRId64 " err=badversion", p, op, now_ns());
 	else if (n < 0 && e == ENOBUFS)
 		rec("fail p=%u op=%" PRIu64 " t=%" PRId64 " err=enobufs", p, op, now_ns());
-	else
+	else {
+		backoff = 1;
 		rec("info p=%u op=%" PRIu64 " t=%" PRId64 " err=%s", p, op, now_ns(),
 		    n < 0 ? ename(e) : "short");
+	}
 	close(fd);
 }
 
@@ -259,10 +265,12 @@ static void op_create_seq(unsigned p, uint64_t op, const char *mount)
 		e = errno;
 		note_err(e);
 		/* the create may have been proposed: only a missing parent (dead mount) is sure */
-		if (e == ENOENT || e == ENOBUFS)
+		if (e == ENOENT || e == ENOBUFS) {
 			rec("fail p=%u op=%" PRIu64 " t=%" PRId64 " err=%s", p, op, now_ns(), ename(e));
-		else
-			rec("info p=%u op=%" PRIu64 " t=%" PRId64 " err=%s", p, op, now_ns(), ename(e));
+			return;
+		}
+		backoff = 1;
+		rec("info p=%u op=%" PRIu64 " t=%" PRId64 " err=%s", p, op, now_ns(), ename(e));
 		return;
 	}
 	snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", fd);
@@ -405,11 +413,12 @@ static int run(int argc, char **argv)
 	rng = seed * 0x9E3779B97F4A7C15ULL + p + 1;
 	end = now_ns() + (int64_t)(seconds * 1e9);
 	for (op = 1; op <= maxops && !stop && now_ns() < end; op++) {
-		if (dead_mount || pause_ms > 0) {
-			long ms = dead_mount && pause_ms < 50 ? 50 : pause_ms;
+		if (dead_mount || backoff || pause_ms > 0) {
+			long ms = backoff ? 200 : dead_mount && pause_ms < 50 ? 50 : pause_ms;
 			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 			dead_mount = 0;
+			backoff = 0;
 			nanosleep(&ts, NULL);
 		}
 		if (strcmp(work, "reg") == 0) {
