@@ -200,6 +200,33 @@ Test(st, failed_commit_keeps_nothing)
 	cr_assert_eq(st_fault_set(env, ST_FAULT_COMMIT, 1, 5), -EINVAL);
 	st_close(env);
 }
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A slow disk: every commit takes at least the delay (a lower bound: cannot flake on a loaded
+ * machine), commits keep working and keep what they commit; 0 removes the delay. */
+Test(st, commit_delay_slows_every_commit)
+{
+	struct st_env *env;
+	cr_assert_eq(st_open(dir, ST_F_NOSYNC, &env), 0);
+	st_fault_delay(env, 150);
+	for (int i = 0; i < 3; i++) {
+		double t0 = mono_ms();
+		cr_assert_eq(create_many(env, (uint64_t)i + 1, i == 0 ? "a" : i == 1 ? "b" : "c", 0, 1), 0);
+		cr_assert_geq(mono_ms() - t0, 150.0, "commit %d took %.1f ms", i, mono_ms() - t0);
+	}
+	cr_assert(exists(env, "/a0") && exists(env, "/b0") && exists(env, "/c0"));
+	cr_assert_eq(st_commits(env), 3);
+	st_fault_delay(env, 0);
+	cr_assert_eq(create_many(env, 4, "d", 0, 1), 0);
+	cr_assert(exists(env, "/d0"));
+	st_close(env);
+}
 #endif
 
 Test(st, one_write_transaction_at_a_time)
