@@ -383,8 +383,19 @@ static int split_mount(const char *path, char *root, char *rel, size_t cap)
 	}
 	if (strcmp(root, "/") == 0 || strlen(dir) < strlen(root))
 		return -EINVAL;
+	char status[PATH_MAX + 16];
+	snprintf(status, sizeof(status), "%.*s/.zk/status", PATH_MAX - 1, root);
+	if (stat(status, &up) != 0)
+		return -ENODEV; /* no quorumfs mount there (e.g. its daemon is gone) */
 	snprintf(rel, cap, "%s/%s", dir + strlen(root), base);
 	return 0;
+}
+
+/* The message for an error of split_mount. */
+static const char *split_strerror(int err)
+{
+	return err == -ENODEV ? "not inside a quorumfs mount (no .zk/status at the mount root)"
+			      : strerror(-err);
 }
 
 static volatile sig_atomic_t stop_now;
@@ -403,7 +414,7 @@ static int cmd_create(const char *path, const char *data, int seq, int eph)
 	int fd, rv = split_mount(path, root, rel, sizeof(root));
 
 	if (rv != 0) {
-		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		fprintf(stderr, "quorumctl: %s: %s\n", path, split_strerror(rv));
 		return 1;
 	}
 	if (seq || eph)
@@ -491,7 +502,7 @@ static int cmd_wait(const char *path, int children, long since)
 	int fd, rv = split_mount(path, root, rel, sizeof(root));
 
 	if (rv != 0) {
-		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		fprintf(stderr, "quorumctl: %s: %s\n", path, split_strerror(rv));
 		return 1;
 	}
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
@@ -662,7 +673,7 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 	if (rv == 0)
 		rv = split_mount(path, root, rel, sizeof(root));
 	if (rv != 0) {
-		fprintf(stderr, "quorumctl: %s: %s\n", path, strerror(-rv));
+		fprintf(stderr, "quorumctl: %s: %s\n", path, split_strerror(rv));
 		return 1;
 	}
 	snprintf(file, sizeof(file), "%s/.zk/ephemeral-sequential%s/%s", root, rel, prefix);

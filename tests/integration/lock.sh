@@ -68,4 +68,9 @@ wait "$eb"
 eq "a leader whose node is deleted stops its command and exits 3" "$?" 3
 check "... its command got SIGTERM" wait_for 5 bash -c "! kill -0 $(cat "$T/bpid") 2>/dev/null"
 
+# a path outside any quorumfs mount (e.g. the daemon is gone): a clear message, exit 1
+mkdir -p "$T/plain"
+if "$QFSCTL" lock "$T/plain/L" -- true 2>"$T/err"; then fail "lock outside a mount"; else
+	check "lock outside a mount: 'not inside a quorumfs mount'" grep -q "not inside a quorumfs mount" "$T/err"; fi
+
 finish

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 qfs_init "$@"
 M=$T/mnt
-start_fg "$T/data" "$M" || exit 1
+start_fg "$T/data" "$M" --read-cache || exit 1
 SECS=${QFS_PERF_SECS:-2}
 
 cat >"$T/loop.py" <<'PY'

@@ -9,7 +9,7 @@
 qfs_init "$@"
 M=$T/mnt
 D=$T/data
-start_fg "$D" "$M" || exit 1
+start_fg "$D" "$M" --read-cache || exit 1
 st() { sed -n "s/^$1=//p" "$M/.zk/status"; }
 
 # --- read-your-writes, sizes crossing page boundaries, cached in between
