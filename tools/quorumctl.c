@@ -73,7 +73,10 @@ static const struct cmd_help helps[] = {
      "Run CMD while holding the distributed lock PATH (ZooKeeper's recipe: an\n"
      "ephemeral-sequential child PATH/lock-N, waiting only on the child just before it, so\n"
      "a release wakes one waiter). PATH is created if missing. The lock is released when\n"
-     "CMD exits or this process dies (CMD does not inherit the session). Exit status: CMD's."},
+     "CMD exits or this process dies (CMD does not inherit the session). If the lock node\n"
+     "is deleted while CMD runs (its session expired: the node was cut off or its daemon\n"
+     "died, so another process may now hold the lock), CMD gets SIGTERM and the exit\n"
+     "status is 3. Otherwise the exit status is CMD's."},
     {"elect", "elect MOUNT/PATH -- CMD [ARG...]",
      "Leader election: wait until this process is the leader of PATH (the lowest candidate\n"
      "PATH/candidate-N), then run CMD while it stays the leader. If its candidate node is\n"
@@ -597,13 +600,14 @@ static int predecessor(const char *dir, const char *prefix, long long mine, char
 }
 
 /*
- * elect, while CMD (process CHILD) runs: wait, without polling, for whichever comes first: CHILD
- * exits (a pidfd), or our candidate node ROOT MADE is deleted (its watch file *WFD fires with
+ * lock and elect, while CMD (process CHILD) runs: wait, without polling, for whichever comes
+ * first: CHILD exits (a pidfd), or our lock or candidate node ROOT MADE is deleted (its watch file *WFD fires with
  * NodeDeleted; another event re-arms the watch, then checks the node still exists, so a deletion
  * between two watches is not missed). Returns -1 when CHILD exited (not reaped: the caller does),
- * 3 when leadership was lost (CHILD stopped with SIGTERM and reaped).
+ * 3 when the lock or leadership was lost (CHILD stopped with SIGTERM and reaped).
  */
-static int recipe_watch_leader(pid_t child, const char *root, const char *made, int *wfd)
+static int recipe_watch_leader(pid_t child, const char *root, const char *made, int *wfd,
+			       int elect)
 {
 	char file[2 * PATH_MAX + 32], ev[PATH_MAX + 64];
 	int pfd = (int)syscall(SYS_pidfd_open, child, 0), status;
@@ -647,7 +651,7 @@ static int recipe_watch_leader(pid_t child, const char *root, const char *made, 
 	close(pfd);
 	return -1;
 lost:
-	fprintf(stderr, "quorumctl: %s: leadership lost\n", made);
+	fprintf(stderr, "quorumctl: %s: %s lost\n", made, elect ? "leadership" : "lock");
 	kill(child, SIGTERM);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
@@ -721,7 +725,7 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 		close(wfd);
 	}
 	wfd = -1;
-	if (elect) {
+	{
 		snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
 		wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (wfd < 0) {
@@ -742,7 +746,7 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 		fprintf(stderr, "quorumctl: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
 	}
-	rv = elect ? recipe_watch_leader(child, root, made, &wfd) : -1;
+	rv = recipe_watch_leader(child, root, made, &wfd, elect);
 	while (rv < 0) {
 		pid_t w = waitpid(child, &status, 0);
 

@@ -68,6 +68,16 @@ wait "$eb"
 eq "a leader whose node is deleted stops its command and exits 3" "$?" 3
 check "... its command got SIGTERM" wait_for 5 bash -c "! kill -0 $(cat "$T/bpid") 2>/dev/null"
 
+# lock lost while its command runs (its node deleted, as a session expiry does): SIGTERM, exit 3
+"$QFSCTL" lock "$M/locks/lost" -- bash -c 'echo $$ >"$1/lpid"; exec sleep 600' _ "$T" &
+el=$!
+check "a lock holder runs its command" wait_for 5 test -s "$T/lpid"
+QFS_PIDS+=("$(cat "$T/lpid")")
+rm "$M/locks/lost/$(ls "$M/locks/lost" | head -1)"
+wait "$el"
+eq "a holder whose lock node is deleted stops its command and exits 3" "$?" 3
+check "... its command got SIGTERM" wait_for 5 bash -c "! kill -0 $(cat "$T/lpid") 2>/dev/null"
+
 # a path outside any quorumfs mount (e.g. the daemon is gone): a clear message, exit 1
 mkdir -p "$T/plain"
 if "$QFSCTL" lock "$T/plain/L" -- true 2>"$T/err"; then fail "lock outside a mount"; else
