@@ -125,6 +125,8 @@ struct fs {
 					  ephemeral create of this run on) */
 	int sstop;		       /* protected by slock: fs_detach */
 	uint64_t sexpired;	       /* protected by slock: epochs this node lost to expiry */
+	struct fs__sretry *sretry;     /* protected by slock: session closes to submit again */
+	size_t nsretry;		       /* protected by slock */
 	pthread_t sthread;	       /* the session thread, started by fs_attach */
 	int sstarted;		       /* immutable after fs_attach */
 	pthread_mutex_t wlock;	       /* the watch registry and every watch's state */
@@ -703,12 +705,49 @@ static int32_t fs__expect_take(struct fs *fs, fuse_req_t req, const char *path, 
  */
 /* Closing a session: owned by the handler, then by the replica's callback. */
 struct fs__sctx {
+	struct fs *fs;
 	fuse_req_t req; /* the RELEASE to answer once committed, or NULL */
 	int64_t session;
 	pthread_mutex_t *lock; /* fs_attach waits for its sweeps: a counter under this lock */
 	pthread_cond_t *cond;
 	int *pending;
 };
+
+/*
+ * A session close whose outcome is unknown (timed out, the replica restarted from its storage) or
+ * that could not be submitted is submitted again by the session thread (fs__sess_main), as long
+ * as the session's epoch is open: if it was not applied, the session's ephemeral nodes would stay
+ * while no open file owns them (until the whole epoch expires, which a live node never lets
+ * happen). Closing a closed session deletes nothing, so a close applied twice is harmless. The
+ * list is bounded by FS__SRETRY_MAX; past it a close is dropped with an error in the log.
+ */
+struct fs__sretry {
+	struct fs__sretry *next;
+	int64_t session;
+};
+
+#define FS__SRETRY_MAX 65536
+
+static void fs__session_retry(struct fs *fs, int64_t session)
+{
+	struct fs__sretry *r = malloc(sizeof(*r));
+
+	pthread_mutex_lock(&fs->slock);
+	if (!r || fs->nsretry >= FS__SRETRY_MAX || fs->sstop) {
+		if (!fs->sstop)
+			fs_error("session 0x%" PRIx64 " not closed: too many closes to retry "
+				 "(its nodes stay until this node's epoch ends)",
+				 (uint64_t)session);
+		pthread_mutex_unlock(&fs->slock);
+		free(r);
+		return;
+	}
+	r->session = session;
+	r->next = fs->sretry;
+	fs->sretry = r;
+	fs->nsretry++;
+	pthread_mutex_unlock(&fs->slock);
+}
 
 static void fs__session_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 			     uint32_t nres)
@@ -717,9 +756,12 @@ static void fs__session_done(void *arg, int status, uint64_t zxid, const struct 
 	int err = fs__outcome(status, res, nres);
 
 	if (err != 0)
-		fs_warn("closing session 0x%" PRIx64 " failed: %s", (uint64_t)sc->session,
-			strerror(-err));
-	else
+		fs_warn("closing session 0x%" PRIx64 " failed: %s%s", (uint64_t)sc->session,
+			strerror(-err),
+			status == -ETIMEDOUT || status == -EIO ? " (outcome unknown: will retry)" : "");
+	if (status == -ETIMEDOUT || status == -EIO)
+		fs__session_retry(sc->fs, sc->session);
+	else if (err == 0)
 		fs_debug("session 0x%" PRIx64 " closed", (uint64_t)sc->session);
 	if (sc->req)
 		fuse_reply_err(sc->req, 0); /* the close itself succeeded whatever happened */
@@ -748,6 +790,7 @@ static int fs__session_close(struct fs *fs, fuse_req_t req, int64_t session, str
 		return -ENOMEM;
 	if (tmpl)
 		*sc = *tmpl;
+	sc->fs = fs;
 	sc->req = req;
 	sc->session = session;
 	rv = rp_submit(fs->rp, &op, 1, fs__session_done, sc);
@@ -1160,6 +1203,38 @@ static void fs__sess_expired(struct fs *fs, int64_t base)
 		(uint64_t)ZT_SESSION_EPOCH(base), n);
 }
 
+/* Submit again the session closes of unknown outcome (see fs__session_retry) whose epoch is still
+ * open; one that fails again comes back through its callback. Called with slock held, which it
+ * releases while it submits. */
+static void fs__sess_retry_run(struct fs *fs)
+{
+	struct fs__sretry *list = fs->sretry;
+
+	fs->sretry = NULL;
+	fs->nsretry = 0;
+	pthread_mutex_unlock(&fs->slock);
+	while (list) {
+		struct fs__sretry *r = list;
+		int64_t base = (int64_t)((uint64_t)r->session & ~ZT_SESSION_COUNTER_MASK);
+		int rv = 0;
+
+		list = r->next;
+		if (fs__sess_alive(fs, base)) {
+			rv = fs__session_close(fs, NULL, r->session, NULL);
+			if (rv == 0)
+				fs_info("session 0x%" PRIx64 ": close submitted again",
+					(uint64_t)r->session);
+		} else {
+			fs_debug("session 0x%" PRIx64 ": its epoch ended, nothing to close",
+				 (uint64_t)r->session);
+		}
+		if (rv != 0 && rv != -ESHUTDOWN)
+			fs__session_retry(fs, r->session);
+		free(r);
+	}
+	pthread_mutex_lock(&fs->slock);
+}
+
 /* The session thread: keeps an epoch open (see above). */
 static void *fs__sess_main(void *arg)
 {
@@ -1191,9 +1266,18 @@ static void *fs__sess_main(void *arg)
 				fs_warn("cannot open a session epoch: %s (retrying)",
 					strerror(-rv));
 		}
+		if (fs->sretry)
+			fs__sess_retry_run(fs);
 		fs__deadline(&dl, period);
 		pthread_cond_timedwait(&fs->scond, &fs->slock, &dl);
 	}
+	while (fs->sretry) {
+		struct fs__sretry *r = fs->sretry;
+
+		fs->sretry = r->next;
+		free(r);
+	}
+	fs->nsretry = 0;
 	pthread_mutex_unlock(&fs->slock);
 	return NULL;
 }
@@ -1991,9 +2075,12 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 		 * the create). */
 		int rv = fs__session_close(fs, NULL, c->session, NULL);
 
-		if (rv != 0)
-			fs_error("session 0x%" PRIx64 " of an unknown create not closed: %s",
-				 (uint64_t)c->session, strerror(-rv));
+		if (rv != 0 && rv != -ESHUTDOWN) {
+			fs_warn("session 0x%" PRIx64 " of an unknown create not closed yet: %s "
+				"(will retry)",
+				(uint64_t)c->session, strerror(-rv));
+			fs__session_retry(fs, c->session);
+		}
 	}
 	switch (c->op) {
 	case FS__N_CREATE:
@@ -3264,11 +3351,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		 * (the kernel sends RELEASE once no write on it is in flight). */
 		int rv = fs__session_close(fs__of(req), pending ? NULL : req, session, NULL);
 
-		if (rv != 0)
-			fs_error("session 0x%" PRIx64
-				 " not closed: %s (its node stays until a restart)",
-				 (uint64_t)session, strerror(-rv));
-		else if (!pending)
+		if (rv != 0 && rv != -ESHUTDOWN) {
+			fs_warn("session 0x%" PRIx64 " not closed yet: %s (will retry)",
+				(uint64_t)session, strerror(-rv));
+			fs__session_retry(fs__of(req), session);
+		} else if (rv == 0 && !pending)
 			req = NULL; /* answered once the session's close is committed */
 	}
 	if (pending) {

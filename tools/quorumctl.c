@@ -76,12 +76,14 @@ static const struct cmd_help helps[] = {
      "CMD exits or this process dies (CMD does not inherit the session). If the lock node\n"
      "is deleted while CMD runs (its session expired: the node was cut off or its daemon\n"
      "died, so another process may now hold the lock), CMD gets SIGTERM and the exit\n"
-     "status is 3. Otherwise the exit status is CMD's."},
+     "status is 3. Otherwise the exit status is CMD's. CMD finds its lock node's path in\n"
+     "the tree in $QUORUMCTL_NODE (e.g. /locks/L/lock-0000000007)."},
     {"elect", "elect MOUNT/PATH -- CMD [ARG...]",
      "Leader election: wait until this process is the leader of PATH (the lowest candidate\n"
      "PATH/candidate-N), then run CMD while it stays the leader. If its candidate node is\n"
      "deleted (leadership lost, also by a session expiry), CMD gets SIGTERM and the exit\n"
-     "status is 3. It waits on the candidate's watch file and on CMD's exit: no polling."},
+     "status is 3. It waits on the candidate's watch file and on CMD's exit: no polling.\n"
+     "CMD finds its candidate node's path in the tree in $QUORUMCTL_NODE."},
     {"multi", "multi MOUNT",
      "Apply the operations read from standard input as one transaction (all or nothing),\n"
      "one a line: 'create [-d] [-s] [-e] [-x] PATH [DATA]', 'set [-v VERSION] [-x] PATH\n"
@@ -725,6 +727,15 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 		close(wfd);
 	}
 	wfd = -1;
+	/* No lower child is left, but ours may have gone too: our session expired while we waited
+	 * (the node was cut off or paused, and caught up only now). Then we never held the lock. */
+	snprintf(file, sizeof(file), "%s%s", root, made);
+	if (access(file, F_OK) != 0) {
+		fprintf(stderr, "quorumctl: %s: %s lost while waiting (session expired?)\n", made,
+			elect ? "candidacy" : "lock");
+		close(fd);
+		return 3;
+	}
 	{
 		snprintf(file, sizeof(file), "%s/.zk/watch%s", root, made);
 		wfd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -742,6 +753,8 @@ static int cmd_recipe(const char *path, char **cmd, int elect)
 		return 1;
 	}
 	if (child == 0) {
+		/* CMD may check it still holds the lock (or leads): its node, in the tree */
+		setenv("QUORUMCTL_NODE", made, 1);
 		execvp(cmd[0], cmd);
 		fprintf(stderr, "quorumctl: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
