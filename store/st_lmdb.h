@@ -82,6 +82,16 @@ int st__buf_reserve(struct st__buf *b, size_t n);
  * Called by st_open inside its first write transaction. */
 int zt__init(struct st_env *env, MDB_txn *txn);
 
+/*
+ * zt.c: check that database DBI of TXN holds a whole tree as zt_apply leaves it (a snapshot staged
+ * from a peer, before it replaces the tree): every record is a node, an owner index entry or a node
+ * session of zt.c's layouts; one root (id 1); node ids unique and below NEXT_ID; valid names; every
+ * parent there and leading to the root; num_children and data_length right; ephemeral nodes without
+ * children, each with its owner index entry, and each entry naming such a node by its path.
+ * 0, -EINVAL (not such a tree), -ENOMEM, -EIO. Any thread that may read TXN.
+ */
+int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id);
+
 /* Fault injection hook used by writers before an LMDB write (kind ST_FAULT_PUT). 0 or the errno. */
 int st__fault_put(struct st_env *env);
 

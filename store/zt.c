@@ -1233,6 +1233,208 @@ uint64_t zt_last_zxid(struct st_rtxn *r)
 	return s.last_zxid;
 }
 
+/* ---- checking a whole tree (a snapshot staged from a peer) ---- */
+
+/* One node seen by zt__check: its id, its parent's id and index, its children (said, counted). */
+struct zt__chk {
+	uint64_t id;
+	uint64_t parent;
+	uint32_t pidx;
+	uint32_t state; /* 0: not walked yet, 1: on the walk, 2: reaches the root */
+	int32_t nch;
+	int32_t counted;
+};
+
+static int zt__chk_cmp(const void *a, const void *b)
+{
+	const struct zt__chk *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static struct zt__chk *zt__chk_find(struct zt__chk *n, size_t cnt, uint64_t id)
+{
+	struct zt__chk key = {.id = id};
+
+	return bsearch(&key, n, cnt, sizeof *n, zt__chk_cmp);
+}
+
+/* Check one record of DBI that is not a node's; counts an owner index entry in *NIDX. */
+static int zt__check_special(const MDB_val *k, const MDB_val *v, size_t *nidx)
+{
+	const unsigned char *b = k->mv_data;
+	static const unsigned char ff[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct zt_session s;
+
+	if (memcmp(b, ff, 8) == 0) {
+		if (k->mv_size != ZT__OWNER_KEY_LEN || zt__be64(b + 8) == 0 || v->mv_size == 0 ||
+		    zt__path_validate_n(v->mv_data, v->mv_size))
+			return -EINVAL;
+		(*nidx)++;
+		return 0;
+	}
+	/* ff ff ff ff ff ff ff fe: a node session */
+	if (k->mv_size != ZT__SESS_KEY_LEN || b[8] == 0 || zt__sess_decode(v, b[8], &s))
+		return -EINVAL;
+	return 0;
+}
+
+/* Each owner index entry names, by its path, an ephemeral node of that owner and id. */
+static int zt__check_owners(MDB_txn *txn, MDB_dbi dbi)
+{
+	unsigned char ob[ZT__OWNER_KEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k = {sizeof ob, ob}, v;
+	int rc = st__err(mdb_cursor_open(txn, dbi, &cur));
+
+	if (rc)
+		return rc;
+	zt__owner_key(ob, 0, 0);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == ZT__OWNER_KEY_LEN && memcmp(k.mv_data, ob, 8) == 0) {
+		struct zt__ent e;
+		uint64_t owner = zt__be64((const unsigned char *)k.mv_data + 8);
+		uint64_t id = zt__be64((const unsigned char *)k.mv_data + 16);
+		int frc = zt__find(txn, dbi, v.mv_data, v.mv_size, &e);
+
+		if (frc == -ENOENT ||
+		    (frc == 0 && (e.h.id != id || (uint64_t)e.h.owner != owner))) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (frc) {
+			rc = frc;
+			goto out;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : st__err(rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
+{
+	struct zt__chk *n = NULL;
+	size_t cnt = 0, cap = 0, nidx = 0, neph = 0, nroot = 0;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc = st__err(mdb_cursor_open(txn, dbi, &cur));
+
+	if (rc)
+		return rc;
+	/* every record: a node, an owner index entry or a node session, each well formed */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const unsigned char *b = k.mv_data;
+		uint64_t parent;
+		struct zt__hdr h;
+
+		if (k.mv_size < 8) {
+			rc = -EINVAL;
+			goto out;
+		}
+		parent = zt__be64(b);
+		if (parent >= UINT64_MAX - 1) {
+			rc = zt__check_special(&k, &v, &nidx);
+			if (rc)
+				goto out;
+			continue;
+		}
+		if (zt__hdr_read(&v, &h, NULL) || h.data_length > ZT_MAX_DATA ||
+		    h.num_children < 0 || (h.flags & ~ZT_NODE_DIR) || h.id >= next_id ||
+		    (h.owner != 0 && h.num_children != 0)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (parent == 0) {
+			if (k.mv_size != 8 || h.id != ZT__ROOT_ID || h.owner != 0) {
+				rc = -EINVAL;
+				goto out;
+			}
+			nroot++;
+		} else if (h.id <= ZT__ROOT_ID ||
+			   zt__name_validate((const char *)b + 8, k.mv_size - 8) ||
+			   memchr(b + 8, '/', k.mv_size - 8)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (h.owner != 0)
+			neph++;
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			struct zt__chk *t =
+			    ncap <= UINT32_MAX ? realloc(n, ncap * sizeof *n) : NULL;
+			if (!t) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			n = t;
+			cap = ncap;
+		}
+		n[cnt++] = (struct zt__chk){h.id, parent, 0, 0, h.num_children, 0};
+	}
+	if (rc != MDB_NOTFOUND) {
+		rc = st__err(rc);
+		goto out;
+	}
+	if (nroot != 1) {
+		rc = -EINVAL;
+		goto out;
+	}
+	/* ids unique, every parent there, children counted right */
+	qsort(n, cnt, sizeof *n, zt__chk_cmp);
+	for (size_t i = 0; i < cnt; i++) {
+		struct zt__chk *p;
+		if (i > 0 && n[i].id == n[i - 1].id) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (n[i].parent == 0) {
+			n[i].state = 2;
+			continue;
+		}
+		p = zt__chk_find(n, cnt, n[i].parent);
+		if (!p) {
+			rc = -EINVAL;
+			goto out;
+		}
+		p->counted++;
+		n[i].pidx = (uint32_t)(p - n);
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		if (n[i].counted != n[i].nch) {
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	/* no cycle: every node's parents lead to the root */
+	for (size_t i = 0; i < cnt; i++) {
+		size_t j = i;
+		while (n[j].state == 0) {
+			n[j].state = 1;
+			j = n[j].pidx;
+		}
+		if (n[j].state == 1) {
+			rc = -EINVAL;
+			goto out;
+		}
+		for (j = i; n[j].state == 1; j = n[j].pidx)
+			n[j].state = 2;
+	}
+	/* the owner index and the ephemeral nodes match one to one */
+	if (nidx != neph) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = zt__check_owners(txn, dbi);
+out:
+	mdb_cursor_close(cur);
+	free(n);
+	return rc;
+}
+
 /* ---- serialisation ---- */
 
 /*

@@ -57,9 +57,12 @@ int zt_snap_stage_clear(struct st_wtxn *w);
 long zt_snap_stage_put(struct st_wtxn *w, const void *chunk, size_t len);
 
 /*
- * Replace the tree by the staged records (which must hold a root) and set the meta state to ST;
- * empties the staging database. Readers see the new tree once W commits.
- * Errors: -EINVAL (no root staged), -ENOSPC, -EIO: W must then be aborted.
+ * Replace the tree by the staged records and set the meta state to ST; empties the staging
+ * database. Readers see the new tree once W commits. The staged records must form a whole tree as
+ * zt_apply leaves it (zt__check in st_lmdb.h: a root, ids below ST->next_id, every parent there,
+ * right child counts, valid names, the ephemeral owner index in step); otherwise nothing changes.
+ * Errors: -EINVAL (not such a tree, e.g. no root staged), -ENOMEM, -ENOSPC, -EIO: W must then be
+ * aborted.
  */
 int zt_snap_install(struct st_wtxn *w, const struct zt_snap_state *st);
 
