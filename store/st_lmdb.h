@@ -86,11 +86,13 @@ int zt__init(struct st_env *env, MDB_txn *txn);
  * zt.c: check that database DBI of TXN holds a whole tree as zt_apply leaves it (a snapshot staged
  * from a peer, before it replaces the tree): every record is a node, an owner index entry or a node
  * session of zt.c's layouts; one root (id 1); node ids unique and below NEXT_ID; valid names; every
- * parent there and leading to the root; num_children and data_length right; ephemeral nodes without
- * children, each with its owner index entry, and each entry naming such a node by its path.
+ * parent there and leading to the root, each path under ZT_PATH_MAX; num_children and data_length
+ * right; ephemeral nodes without children, each with its owner index entry, and each entry naming
+ * such a node by its path; NEXT_ID below 2^64 - 2 (those ids would be the index's key prefixes);
+ * LAST_ZXID below INT64_MAX and every node's czxid, mzxid and pzxid in 0..LAST_ZXID.
  * 0, -EINVAL (not such a tree), -ENOMEM, -EIO. Any thread that may read TXN.
  */
-int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id);
+int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id, uint64_t last_zxid);
 
 /* Fault injection hook used by writers before an LMDB write (kind ST_FAULT_PUT). 0 or the errno. */
 int st__fault_put(struct st_env *env);

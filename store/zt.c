@@ -1235,14 +1235,18 @@ uint64_t zt_last_zxid(struct st_rtxn *r)
 
 /* ---- checking a whole tree (a snapshot staged from a peer) ---- */
 
-/* One node seen by zt__check: its id, its parent's id and index, its children (said, counted). */
+/* One node seen by zt__check: its id, its parent's id and index, its children (said, counted),
+ * its name's and path's lengths. */
 struct zt__chk {
 	uint64_t id;
 	uint64_t parent;
 	uint32_t pidx;
-	uint32_t state; /* 0: not walked yet, 1: on the walk, 2: reaches the root */
+	uint32_t down; /* scratch: the child through which a walk up came */
 	int32_t nch;
 	int32_t counted;
+	uint32_t plen; /* strlen of its path, the root's counted as 0 */
+	uint16_t nlen;
+	uint8_t state; /* 0: not walked yet, 1: on the walk, 2: reaches the root */
 };
 
 static int zt__chk_cmp(const void *a, const void *b)
@@ -1314,7 +1318,7 @@ out:
 	return rc;
 }
 
-int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
+int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id, uint64_t last_zxid)
 {
 	struct zt__chk *n = NULL;
 	size_t cnt = 0, cap = 0, nidx = 0, neph = 0, nroot = 0;
@@ -1324,6 +1328,12 @@ int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
 
 	if (rc)
 		return rc;
+	/* ids from 2^64 - 2 on are the owner index's and the sessions' key prefixes; zxids are
+	 * int64 in the stat, and the next transaction's must be one */
+	if (next_id <= ZT__ROOT_ID || next_id > UINT64_MAX - 2 || last_zxid >= INT64_MAX) {
+		rc = -EINVAL;
+		goto out;
+	}
 	/* every record: a node, an owner index entry or a node session, each well formed */
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -1344,6 +1354,8 @@ int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
 		}
 		if (zt__hdr_read(&v, &h, NULL) || h.data_length > ZT_MAX_DATA ||
 		    h.num_children < 0 || (h.flags & ~ZT_NODE_DIR) || h.id >= next_id ||
+		    h.czxid < 0 || (uint64_t)h.czxid > last_zxid || h.mzxid < 0 ||
+		    (uint64_t)h.mzxid > last_zxid || h.pzxid < 0 || (uint64_t)h.pzxid > last_zxid ||
 		    (h.owner != 0 && h.num_children != 0)) {
 			rc = -EINVAL;
 			goto out;
@@ -1373,7 +1385,10 @@ int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
 			n = t;
 			cap = ncap;
 		}
-		n[cnt++] = (struct zt__chk){h.id, parent, 0, 0, h.num_children, 0};
+		n[cnt++] = (struct zt__chk){.id = h.id,
+					    .parent = parent,
+					    .nch = h.num_children,
+					    .nlen = (uint16_t)(k.mv_size - 8)};
 	}
 	if (rc != MDB_NOTFOUND) {
 		rc = st__err(rc);
@@ -1409,19 +1424,30 @@ int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id)
 			goto out;
 		}
 	}
-	/* no cycle: every node's parents lead to the root */
+	/* no cycle: every node's parents lead to the root, by a path under ZT_PATH_MAX */
 	for (size_t i = 0; i < cnt; i++) {
 		size_t j = i;
 		while (n[j].state == 0) {
 			n[j].state = 1;
+			n[n[j].pidx].down = (uint32_t)j;
 			j = n[j].pidx;
 		}
 		if (n[j].state == 1) {
 			rc = -EINVAL;
 			goto out;
 		}
-		for (j = i; n[j].state == 1; j = n[j].pidx)
-			n[j].state = 2;
+		if (j == i)
+			continue;
+		for (size_t c = n[j].down;; c = n[c].down) {
+			n[c].plen = n[n[c].pidx].plen + 1u + n[c].nlen;
+			n[c].state = 2;
+			if (n[c].plen >= ZT_PATH_MAX) {
+				rc = -EINVAL;
+				goto out;
+			}
+			if (c == i)
+				break;
+		}
 	}
 	/* the owner index and the ephemeral nodes match one to one */
 	if (nidx != neph) {

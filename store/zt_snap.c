@@ -153,7 +153,7 @@ int zt_snap_install(struct st_wtxn *w, const struct zt_snap_state *st)
 	rc = mdb_get(w->txn, d, &k, &v);
 	if (rc)
 		return rc == MDB_NOTFOUND ? -EINVAL : st__err(rc);
-	rc = zt__check(w->txn, d, s.next_id); /* the chunks came from a peer */
+	rc = zt__check(w->txn, d, s.next_id, s.last_zxid); /* the chunks came from a peer */
 	if (rc)
 		return rc;
 	rc = st__err(mdb_drop(w->txn, w->env->tree, 0));

@@ -59,8 +59,9 @@ long zt_snap_stage_put(struct st_wtxn *w, const void *chunk, size_t len);
 /*
  * Replace the tree by the staged records and set the meta state to ST; empties the staging
  * database. Readers see the new tree once W commits. The staged records must form a whole tree as
- * zt_apply leaves it (zt__check in st_lmdb.h: a root, ids below ST->next_id, every parent there,
- * right child counts, valid names, the ephemeral owner index in step); otherwise nothing changes.
+ * zt_apply leaves it (zt__check in st_lmdb.h: a root, ids below ST->next_id, zxids up to
+ * ST->last_zxid, every parent there, right child counts, valid names, the ephemeral owner index in
+ * step); otherwise nothing changes.
  * Errors: -EINVAL (not such a tree, e.g. no root staged), -ENOMEM, -ENOSPC, -EIO: W must then be
  * aborted.
  */

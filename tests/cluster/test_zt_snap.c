@@ -388,7 +388,7 @@ static int install_recs(const struct rec *x, int n, const struct zt_snap_state *
 
 Test(zt_snap, a_corrupt_tree_is_refused_and_the_old_one_kept)
 {
-	struct rec x[34];
+	struct rec x[64];
 	struct zt_stat s;
 	uint64_t zb = 0;
 	int d, f, e, idx = -1;
@@ -447,6 +447,12 @@ Test(zt_snap, a_corrupt_tree_is_refused_and_the_old_one_kept)
 	st.next_id = rec_id(f);
 	cr_assert_eq(install_recs(recs, nrecs, &st), -EINVAL);
 	st = a_state;
+	/* nodes changed after the state's last zxid; a last zxid with no next one */
+	st.last_zxid = a_state.last_zxid - 1;
+	cr_assert_eq(install_recs(recs, nrecs, &st), -EINVAL);
+	st.last_zxid = INT64_MAX;
+	cr_assert_eq(install_recs(recs, nrecs, &st), -EINVAL);
+	st = a_state;
 	/* two nodes with one id */
 	memcpy(x, recs, sizeof recs);
 	memcpy(x[f].v, x[d].v, 8);
@@ -492,6 +498,30 @@ Test(zt_snap, a_corrupt_tree_is_refused_and_the_old_one_kept)
 		if (x[i].k[0] == 0xff && x[i].k[7] == 0xfe)
 			x[i].vl--;
 	cr_assert_eq(install_recs(x, nrecs, &st), -EINVAL);
+
+	/* a chain of 255-byte names: 16 deep is a path of 4096 bytes, 15 deep one of 3840 */
+	for (int deep = 16; deep >= 15; deep--) {
+		int root = find_rec(0, "");
+		int32_t nch;
+		memcpy(x, recs, sizeof recs);
+		memcpy(&nch, x[root].v + HDR_NCH, 4);
+		nch++;
+		memcpy(x[root].v + HDR_NCH, &nch, 4);
+		for (int i = 0; i < deep; i++) {
+			struct rec *c = &x[nrecs + i];
+			uint64_t id = a_state.next_id + (uint64_t)i;
+			int32_t one = i + 1 < deep;
+			*c = recs[f];
+			set_parent(c, i ? id - 1 : 1);
+			memset(c->k + 8, 'a' + i, 255);
+			c->kl = 8 + 255;
+			memcpy(c->v, &id, 8);
+			memcpy(c->v + HDR_NCH, &one, 4);
+		}
+		st.next_id = a_state.next_id + (uint64_t)deep;
+		cr_assert_eq(install_recs(x, nrecs + deep, &st), deep == 15 ? 0 : -EINVAL);
+	}
+	st = a_state;
 
 	/* the records as exported install, and the tree works on */
 	cr_assert_eq(install_recs(recs, nrecs, &st), 0);

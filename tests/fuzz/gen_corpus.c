@@ -2,16 +2,19 @@
  * Writes the seed corpus of the fuzz targets: valid inputs made by the real encoders.
  *   gen_corpus DIR      writes DIR/<target>/seed-NNN
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "consensus/px_batch.h"
 #include "consensus/px_msg.h"
 #include "store/zt.h"
+#include "store/zt_snap.h"
 #include "tools/check/qc_check.h"
 
 static const char *dir;
@@ -225,6 +228,127 @@ static void fs_ctls(void)
 	}
 }
 
+/* Apply OP alone as transaction ZXID; its result's stat in *ST (optional). */
+static void snap_apply(struct st_env *env, uint64_t zxid, struct zt_op op, struct zt_stat *st)
+{
+	struct st_wtxn *w;
+	struct zt_txn t = {
+	    .zxid = zxid, .time_ms = 1700000000000 + (int64_t)zxid, .nops = 1, .ops = &op};
+	struct zt_result res;
+	if (st_wbegin(env, &w) || zt_apply(w, &t, &res, NULL, NULL) || res.err || st_wcommit(w)) {
+		fprintf(stderr, "gen_corpus: zt_snap: %s failed\n", op.path);
+		exit(1);
+	}
+	if (st)
+		*st = res.stat;
+	zt_results_free(&res, 1);
+}
+
+/* zt_snap inputs: u64 next_id, u64 last_zxid, then one chunk of the whole tree, as exported after
+ * each step of a growing tree (the root alone; directories and data; a node session and ephemerals,
+ * one renamed; a deep path). */
+static void zt_snaps(void)
+{
+	char tmp[] = "/tmp/qfs-gen-snap-XXXXXX", p[4096];
+	unsigned char *buf = malloc(16 + ZT_SNAP_REC_MAX);
+	struct st_env *env;
+	struct zt_stat st;
+	uint64_t zxid = 0;
+	int64_t sess = 0;
+
+	if (!buf || !mkdtemp(tmp) || st_open(tmp, ST_F_NOSYNC, &env)) {
+		perror("gen_corpus: zt_snap");
+		exit(1);
+	}
+	for (int step = 0; step < 4; step++) {
+		struct zt_snap_cursor c = {0};
+		struct zt_snap_state ss;
+		struct st_rtxn *r;
+		size_t len;
+		if (step == 1) {
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_CREATE,
+						  .flags = ZT_CREATE_DIR,
+						  .path = "/app"},
+				   NULL);
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_CREATE,
+						  .path = "/app/config",
+						  .data = "42",
+						  .len = 2},
+				   NULL);
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_SET,
+						  .version = -1,
+						  .path = "/app/config",
+						  .data = "43\n",
+						  .len = 3},
+				   NULL);
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_CREATE,
+						  .flags = ZT_CREATE_SEQUENTIAL,
+						  .path = "/app/q-"},
+				   NULL);
+		} else if (step == 2) {
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_SESSION,
+						  .flags = ZT_SESSION_F_OPEN,
+						  .version = 2000,
+						  .owner = (int64_t)((uint64_t)1 << 56),
+						  .path = "/"},
+				   &st);
+			sess = st.ephemeral_owner;
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_CREATE,
+						  .flags = ZT_CREATE_EPHEMERAL,
+						  .owner = sess | 1,
+						  .path = "/app/lock"},
+				   NULL);
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_CREATE,
+						  .flags = ZT_CREATE_EPHEMERAL,
+						  .owner = sess | 2,
+						  .path = "/member"},
+				   NULL);
+			snap_apply(env, ++zxid,
+				   (struct zt_op){.type = ZT_OP_RENAME,
+						  .path = "/member",
+						  .path2 = "/app/member"},
+				   NULL);
+		} else if (step == 3) {
+			strcpy(p, "/d");
+			for (int i = 0; i < 6; i++) {
+				snap_apply(env, ++zxid,
+					   (struct zt_op){.type = ZT_OP_CREATE,
+							  .flags = ZT_CREATE_DIR,
+							  .path = p},
+					   NULL);
+				strcat(p, "/\xc3\xa9t\xc3\xa9");
+			}
+		}
+		if (st_rbegin(env, &r) || zt_snap_state(r, &ss) ||
+		    zt_snap_export(r, &c, buf + 16, ZT_SNAP_REC_MAX, &len) <= 0 || !c.done) {
+			fprintf(stderr, "gen_corpus: zt_snap: export failed\n");
+			exit(1);
+		}
+		st_rend(r);
+		memcpy(buf, &ss.next_id, 8);
+		memcpy(buf + 8, &ss.last_zxid, 8);
+		put("zt_snap", step, buf, 16 + len);
+	}
+	st_close(env);
+	DIR *d = opendir(tmp);
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
+			unlink(p);
+		}
+	if (d)
+		closedir(d);
+	rmdir(tmp);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -237,6 +361,7 @@ int main(int argc, char **argv)
 	px_filters();
 	zt_txns();
 	zt_paths();
+	zt_snaps();
 	histories();
 	fs_ctls();
 	return 0;
