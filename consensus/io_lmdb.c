@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "consensus/io_lmdb_rec.h"
 #include "consensus/rp_paxos.h"
 #include "store/zt_snap.h"
 
@@ -88,10 +89,7 @@ static int rpx__get(MDB_txn *txn, MDB_dbi d, const char *key, void *out, size_t 
 
 	if (rc)
 		return st__err(rc);
-	if (v.mv_size != len)
-		return -EIO;
-	memcpy(out, v.mv_data, len);
-	return 0;
+	return rpx__rec_fixed(v.mv_data, v.mv_size, out, len);
 }
 
 static int rpx__put(MDB_txn *txn, MDB_dbi d, const char *key, const void *val, size_t len)
@@ -189,11 +187,11 @@ int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, stru
 		goto err;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || v.mv_size < 12) {
-			rc = -EIO;
+		struct px_entry e;
+		rc = rpx__rec_log(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &e);
+		if (rc)
 			goto err;
-		}
-		total += v.mv_size - 12;
+		total += e.len;
 		n++;
 	}
 	if (rc != MDB_NOTFOUND) {
@@ -209,14 +207,13 @@ int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, stru
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct px_entry *e = &(*ents)[n++];
-		const unsigned char *p = v.mv_data;
-		e->slot = rpx__get_be64(k.mv_data);
-		memcpy(&e->ballot, p, 8);
-		memcpy(&e->flags, p + 8, 4);
-		e->len = (uint32_t)(v.mv_size - 12);
-		e->data = e->len ? *arena + off : NULL;
-		if (e->len)
-			memcpy(*arena + off, p + 12, e->len);
+		rc = rpx__rec_log(k.mv_data, k.mv_size, v.mv_data, v.mv_size, e);
+		if (rc)
+			goto err;
+		if (e->len) {
+			memcpy(*arena + off, e->data, e->len);
+			e->data = *arena + off;
+		}
 		off += e->len;
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : st__err(rc);

@@ -34,7 +34,7 @@ static void wr64(uint8_t *p, uint64_t v)
 int px_batch_iter_init(struct px_batch_iter *it, const uint8_t *value, uint32_t len)
 {
 	it->p = value;
-	it->end = value + len;
+	it->end = len ? value + len : value; /* a no-op's value may be NULL: NULL + 0 is UB in C */
 	it->left = 0;
 	it->time_ms = 0;
 	if (len == 0)

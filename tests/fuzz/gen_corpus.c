@@ -126,6 +126,68 @@ static void px_filters(void)
 	}
 }
 
+/* px_rec inputs: selector byte, then a px_meta value or a px_log record as io_lmdb.c writes them
+ * (fz_px_rec.c describes the framing). */
+static void px_recs(void)
+{
+	uint8_t buf[512];
+	int n = 0;
+	/* fixed-size meta values: init, format, promised, commit, applied, compacted, incarnation,
+	 * cluster */
+	static const size_t lens[] = {1, 4, 8, 8, 8, 8, 8, 16};
+	uint64_t ballot = 0x702; /* an example */
+	uint64_t u64[] = {1, 2, ballot, 4100, 4096, 3000, 1795830000123ull, 0};
+	for (int i = 0; i < 8; i++) {
+		buf[0] = 0;
+		buf[1] = (uint8_t)i;
+		if (i == 7)
+			memcpy(buf + 2, "0123456789abcdef", 16);
+		else
+			memcpy(buf + 2, &u64[i], lens[i]); /* little-endian hosts */
+		put("px_rec", n++, buf, 2 + lens[i]);
+	}
+	/* log records: be64(slot) -> ballot, flags, a batch value (empty: a no-op) */
+	for (uint32_t count = 0; count <= 2; count++) {
+		uint64_t slot = 4097 + count, stamp = 1795830000000ull;
+		uint32_t flags = count;
+		size_t len = 2;
+		buf[0] = 1;
+		buf[1] = 8;
+		for (int b = 0; b < 8; b++)
+			buf[len++] = (uint8_t)(slot >> (56 - 8 * b));
+		memcpy(buf + len, &ballot, 8);
+		memcpy(buf + len + 8, &flags, 4);
+		len += 12;
+		if (count) {
+			memcpy(buf + len, &count, 4);
+			memcpy(buf + len + 4, &stamp, 8);
+			len += 12;
+			for (uint32_t i = 0; i < count; i++) {
+				uint64_t client = PX_CLIENT(1, stamp, i), seq = 1 + i;
+				uint32_t l = 4 + i;
+				memcpy(buf + len, &client, 8);
+				memcpy(buf + len + 8, &seq, 8);
+				memcpy(buf + len + 16, &l, 4);
+				len += 20;
+				memset(buf + len, 'a' + (int)i, l);
+				len += l;
+			}
+		}
+		put("px_rec", n++, buf, len);
+	}
+	/* the filter */
+	struct px_filter f = {0};
+	for (uint64_t seq = 1; seq <= 5; seq++)
+		if (px_filter_admit(&f, PX_CLIENT(2, 1795830000000ull, 0), seq) < 0)
+			exit(1);
+	size_t flen = px_filter_size(&f);
+	buf[0] = 2;
+	if (flen > sizeof buf - 1 || px_filter_encode(&f, buf + 1, flen) != 0)
+		exit(1);
+	put("px_rec", n++, buf, 1 + flen);
+	px_filter_free(&f);
+}
+
 static void zt_txns(void)
 {
 	static const char d1[] = "hello";
@@ -359,6 +421,7 @@ int main(int argc, char **argv)
 	px_msgs();
 	px_batches();
 	px_filters();
+	px_recs();
 	zt_txns();
 	zt_paths();
 	zt_snaps();
