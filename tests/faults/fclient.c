@@ -560,6 +560,33 @@ static long seq_of(const char *name)
 	return strtol(name + n - 10, NULL, 10);
 }
 
+/* Orders for check_queue's sorts (indices into a struct qop array, or strings). */
+static const struct qop *qsort_base;
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(qsort_base[*(const size_t *)a].name, qsort_base[*(const size_t *)b].name);
+}
+
+static int by_done(const void *a, const void *b)
+{
+	int64_t x = qsort_base[*(const size_t *)a].done, y = qsort_base[*(const size_t *)b].done;
+
+	return x < y ? -1 : x > y;
+}
+
+static int by_inv(const void *a, const void *b)
+{
+	int64_t x = qsort_base[*(const size_t *)a].inv, y = qsort_base[*(const size_t *)b].inv;
+
+	return x < y ? -1 : x > y;
+}
+
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int check_queue(const char *hist, const char *names)
 {
 	FILE *f = fopen(hist, "r"), *g = fopen(names, "r");
@@ -615,26 +642,53 @@ static int check_queue(const char *hist, const char *names)
 	for (i = 0; i < nq; i++)
 		if (q[i].st == 0)
 			nunk++;
-	/* unique names; a create acknowledged before another was invoked has the lower counter */
-	for (i = 0; i < nq; i++) {
-		if (q[i].st != 1)
-			continue;
-		for (j = 0; j < nq; j++) {
-			if (j == i || q[j].st != 1)
-				continue;
-			if (j > i && strcmp(q[i].name, q[j].name) == 0) {
+	/* unique names; a create acknowledged before another was invoked has the lower counter
+	 * (sorted, so that hour-long histories check in seconds) */
+	{
+		size_t *byn = malloc((nok + 1) * sizeof(*byn)), *byd = malloc((nok + 1) * sizeof(*byd));
+		size_t *byi = malloc((nok + 1) * sizeof(*byi)), n = 0, k, a = 0, best = 0;
+		long maxc = -1;
+
+		if (!byn || !byd || !byi)
+			die("out of memory");
+		for (i = 0; i < nq; i++)
+			if (q[i].st == 1)
+				byn[n] = byd[n] = byi[n] = i, n++;
+		qsort_base = q;
+		qsort(byn, n, sizeof(*byn), by_name);
+		qsort(byd, n, sizeof(*byd), by_done);
+		qsort(byi, n, sizeof(*byi), by_inv);
+		for (k = 1; k < n; k++) {
+			i = byn[k - 1];
+			j = byn[k];
+			if (strcmp(q[i].name, q[j].name) == 0) {
 				fprintf(stderr, "anomaly queue-duplicate: %s created by p=%u op=%" PRIu64
 						" and p=%u op=%" PRIu64 "\n",
 					q[i].name, q[i].p, q[i].op, q[j].p, q[j].op);
 				dup++;
 			}
-			if (q[i].done < q[j].inv && q[i].ctr >= q[j].ctr) {
+		}
+		for (k = 0; k < n; k++) {
+			j = byi[k];
+			/* every create acknowledged before J was invoked: the highest counter */
+			while (a < n && q[byd[a]].done < q[j].inv) {
+				if (q[byd[a]].ctr > maxc) {
+					maxc = q[byd[a]].ctr;
+					best = byd[a];
+				}
+				a++;
+			}
+			if (maxc >= 0 && maxc >= q[j].ctr) {
+				i = best;
 				fprintf(stderr, "anomaly queue-order: %s (p=%u op=%" PRIu64
 						") acknowledged before %s (p=%u op=%" PRIu64 ") was invoked\n",
 					q[i].name, q[i].p, q[i].op, q[j].name, q[j].p, q[j].op);
 				order++;
 			}
 		}
+		free(byn);
+		free(byd);
+		free(byi);
 	}
 	/* every acknowledged name is in the final listing; a listed name is acknowledged or of an
 	 * unknown create (at most as many as those) */
@@ -655,32 +709,38 @@ static int check_queue(const char *hist, const char *names)
 			}
 			have[nh++] = strdup(line);
 		}
+		char *used = calloc(nh + 1, 1);
+
+		if (!used)
+			die("out of memory");
+		if (nh)
+			qsort(have, nh, sizeof(*have), by_str);
 		for (i = 0; i < nq; i++) {
 			const char *base;
+			char **hit;
 
 			if (q[i].st != 1)
 				continue;
 			base = strrchr(q[i].name, '/');
 			base = base ? base + 1 : q[i].name;
-			for (j = 0; j < nh; j++)
-				if (have[j] && strcmp(have[j], base) == 0)
-					break;
-			if (j == nh) {
+			hit = nh ? bsearch(&base, have, nh, sizeof(*have), by_str) : NULL;
+			j = hit ? (size_t)(hit - have) : nh;
+			if (j == nh || used[j]) {
 				fprintf(stderr, "anomaly queue-lost: acknowledged %s (p=%u op=%" PRIu64
 						") is missing\n",
 					q[i].name, q[i].p, q[i].op);
 				lost++;
 			} else {
-				free(have[j]);
-				have[j] = NULL;
+				used[j] = 1;
 			}
 		}
-		for (j = 0; j < nh; j++)
-			if (have[j]) {
+		for (j = 0; j < nh; j++) {
+			if (!used[j])
 				extra++;
-				free(have[j]);
-			}
+			free(have[j]);
+		}
 		free(have);
+		free(used);
 		if (extra > nunk) {
 			fprintf(stderr, "anomaly queue-extra: %lu unclaimed nodes, only %lu creates of "
 					"unknown outcome\n",
