@@ -105,7 +105,8 @@ struct fs {
 	struct fs__itable it;		   /* has its own lock */
 	struct fs__queue qinode;	   /* inode invalidations (may wait for a page lock) */
 	struct fs__queue qentry;	   /* entry invalidations (take directory locks) */
-	int qstarted;			   /* immutable after fs_new */
+	int qstarted;			   /* set by fs_new, cleared by fs_stop (no FUSE thread
+					      runs then) */
 	atomic_int mnt_id;		   /* our mount's id in mountinfo, -1 until known */
 	int stuck; /* fs_stop could not join a thread (only the daemon's exit path reads it) */
 	pthread_mutex_t hlock;
@@ -133,8 +134,10 @@ struct fs {
 	struct fs__watch **watches;    /* protected by wlock: FS__WATCH_BUCKETS lists by path */
 	pthread_cond_t pc_cond;	       /* with it.lock: some inode's pc_open fell to 0 */
 	pthread_rwlock_t pc_rw; /* attribute replies (lookup, getattr, readdirplus) are computed
-				   and sent under it shared; a page-cache grant that drops the
-				   kernel's attributes takes it exclusive (see fs__pc_grant) */
+				   and sent under it shared, and page-cache grants that keep what
+				   the kernel holds are decided under it shared; a grant that
+				   drops the kernel's attributes (and pages) takes it exclusive
+				   (see fs__pc_grant) */
 	_Atomic uint64_t n_pc;	       /* read-only opens through the page cache */
 	_Atomic uint64_t n_direct;     /* read-only opens past it */
 	_Atomic uint64_t n_fence_timeouts; /* writable opens that stopped waiting for readers */
@@ -822,15 +825,33 @@ static void fs__inval_inode_run(struct fs__job *job)
 	struct fs__inode *in;
 
 	snprintf(dpath, sizeof(dpath), "%s/" FS__DATA_NAME, fs__is_root(iv->path) ? "" : iv->path);
+	/*
+	 * Page-cache mode: an inode with page-cache readers open is left alone until the last of
+	 * them closes (fs__fh_free queues this again then). Its pages and every attribute reply
+	 * are of the readers' version anyway, and an invalidation would only make the kernel
+	 * drop the attribute reply a reader is waiting for (it bumps the inode's attr_version):
+	 * that reader would then read with whatever size the kernel had before, maybe another
+	 * version's. Exclusive, so that no grant of a new version (fs__pc_grant) comes between
+	 * the test and the invalidation; no READ can hold a page then (no reader is open).
+	 */
+	if (fs->cfg.read_cache)
+		pthread_rwlock_wrlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
 	in = fs__it_find(&fs->it, iv->path);
 	if (in && in->nlookup > 0) {
-		inos[n++] = in->ino;
+		if (in->pc_open > 0)
+			in->pc_inval = 1;
+		else
+			inos[n++] = in->ino;
 		kind = in->kind;
 	}
 	in = fs__it_find(&fs->it, dpath);
-	if (in && in->nlookup > 0)
-		inos[n++] = in->ino;
+	if (in && in->nlookup > 0) {
+		if (in->pc_open > 0)
+			in->pc_inval = 1;
+		else
+			inos[n++] = in->ino;
+	}
 	pthread_mutex_unlock(&fs->it.lock);
 	for (int i = 0; se && i < n; i++) {
 		int rv = fuse_lowlevel_notify_inval_inode(se, inos[i], iv->data ? 0 : -1, 0);
@@ -838,6 +859,8 @@ static void fs__inval_inode_run(struct fs__job *job)
 		if (rv != 0 && rv != -ENOENT)
 			fs_debug("inval inode %" PRIu64 ": %s", inos[i], strerror(-rv));
 	}
+	if (fs->cfg.read_cache)
+		pthread_rwlock_unlock(&fs->pc_rw);
 	if (!iv->data && kind && !fs__is_root(iv->path)) {
 		/* Its children changed: a node created as a file that got its first child is a
 		 * directory now, and one that lost its last child a file again. The kernel cannot
@@ -1075,13 +1098,22 @@ static void fs__fh_free(struct fs__fh *fh)
 {
 	if (fh->pc || fh->fenced) {
 		struct fs *fs = fh->fs;
+		char path[FS__PATH_CAP];
 
+		path[0] = '\0';
 		pthread_mutex_lock(&fs->it.lock);
-		if (fh->pc && --fh->in->pc_open == 0)
+		if (fh->pc && --fh->in->pc_open == 0) {
 			pthread_cond_broadcast(&fs->pc_cond);
+			/* the invalidation held back while readers were open */
+			if (fh->in->pc_inval && fh->in->path)
+				snprintf(path, sizeof(path), "%s", fh->in->path);
+			fh->in->pc_inval = 0;
+		}
 		if (fh->fenced)
 			fh->in->fence--;
 		pthread_mutex_unlock(&fs->it.lock);
+		if (path[0] && fs->qstarted) /* not after fs_stop (fs_free's leftovers) */
+			fs__inval_push(fs, path, 1, 0);
 	}
 	fs__hlink_del(&fh->link);
 	free(fh->watch);
@@ -2904,16 +2936,23 @@ static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct 
  *   and size always come from one version.
  * - Handles of one inode read through the page cache only all at the same version (pc_mzxid):
  *   an open at another version while such handles are open reads past the cache (direct_io).
- * - keep_cache only when the kernel's pages are of this very version; otherwise the kernel
- *   drops them at open. The attributes are invalidated now (before the reply) unless they are
- *   known to be of this version (page-cache readers of it are open, or no attribute reply of
- *   another version went out since the last invalidation: pc_attr_other), so the first read
- *   asks for the size (through the handle) instead of using another version's.
+ * - The kernel's pages are kept only when they are of this very version; otherwise they are
+ *   dropped now, before the reply, and not only by the kernel at open (keep_cache off): that
+ *   drop runs after the reply, and an open of the same version that joins in between (kept
+ *   pages, no wait) would read the other version's pages cut to this version's size. Dropping
+ *   them here waits for no READ: no page-cache handle of the inode is open (pc_open was 0).
+ *   The attributes are invalidated now too unless they are known to be of this version
+ *   (page-cache readers of it are open, or no attribute reply of another version went out
+ *   since the last invalidation: pc_attr_other), so the first read asks for the size (through
+ *   the handle) instead of using another version's.
  * - While a writable handle of the inode is open on this mount (in->fence), opens read past
  *   the cache; a writable open waits (FS__FENCE_MS at most) until the page-cache handles of
  *   the inode are closed, so that the kernel's own size changes never meet a read in progress.
- * Changes committed elsewhere only drop pages and attributes (fs__inval_inode_run), which a
- * reader in progress does not notice: its handle refills them from its own version.
+ * - Changes committed elsewhere drop pages and attributes (fs__inval_inode_run) only while no
+ *   page-cache handle of the inode is open, else when the last one closes: each drop makes
+ *   the kernel discard the attribute replies in flight (attr_version), and a reader whose
+ *   size reply is discarded reads up to the size the kernel had before, another version's
+ *   (the kernel's i_size changes only when a reply is applied; invalidating does not).
  */
 #define FS__FENCE_MS 500
 
@@ -2927,7 +2966,10 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 	int keep = 0, want = 0, inval = 0;
 
 	/* The kernel's pages and attributes are of this version: share them (the common case,
-	 * no exclusive lock). */
+	 * no exclusive lock). Shared, so that no grant of this version is between taking its
+	 * count and dropping the other version's pages and attributes below: a join then would
+	 * read them. */
+	pthread_rwlock_rdlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
 	if (in->fence == 0 && in->pc_mzxid == st->mzxid && (in->pc_open > 0 || !in->pc_attr_other)) {
 		fh->pc = keep = 1;
@@ -2936,6 +2978,7 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 		want = in->fence == 0 && in->pc_open == 0;
 	}
 	pthread_mutex_unlock(&fs->it.lock);
+	pthread_rwlock_unlock(&fs->pc_rw);
 	if (!want)
 		goto out;
 	/* Another version: exclusive, so that no attribute reply computed before is still on
@@ -2956,13 +2999,14 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 	}
 	pthread_mutex_unlock(&fs->it.lock);
 	if (fh->pc && inval && se) {
-		/* Attributes only (no page lock): the pages go when the kernel opens with
-		 * keep_cache off. */
-		int rv = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+		/* The attributes, and the pages unless they are of this version (see above). */
+		int rv = fuse_lowlevel_notify_inval_inode(se, ino, keep ? -1 : 0, 0);
 
 		if (rv != 0 && rv != -ENOENT) {
-			/* The kernel may keep an older size: read past the cache instead. */
-			fs_debug("inval attributes of inode %" PRIu64 ": %s", (uint64_t)ino,
+			/* The kernel may keep an older size or older pages: read past the cache
+			 * instead. */
+			fs_debug("inval %s of inode %" PRIu64 ": %s",
+				 keep ? "attributes" : "attributes and pages", (uint64_t)ino,
 				 strerror(-rv));
 			pthread_mutex_lock(&fs->it.lock);
 			fh->pc = 0;

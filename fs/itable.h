@@ -49,6 +49,8 @@ struct fs__inode {
 	int64_t pc_mtime;   /* protected by tab->lock: its mtime (ms) */
 	int pc_attr_other;  /* protected by tab->lock: an attribute reply of another version than
 			       pc_mzxid went out since the last grant that dropped them */
+	int pc_inval;	    /* protected by tab->lock: a change was applied while page-cache
+			       readers were open; its invalidation waits until the last closes */
 	struct fs__inode *next_ino;  /* protected by tab->lock */
 	struct fs__inode *next_path; /* protected by tab->lock; in by_path only while attached */
 };
