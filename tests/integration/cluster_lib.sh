@@ -124,11 +124,15 @@ cl_agreed_leader() {
 cl_leader_ok() { cl_agreed_leader "$@" >/dev/null; }
 
 # cl_wait_leader SECS K...: wait until nodes K... agree on a leader among them; prints it.
+# One check both decides and prints (two could see different leaders: a change in between).
 cl_wait_leader() {
-	local secs=$1
+	local limit=$(($(now_ms) + $1 * 1000)) l
 	shift
-	wait_for "$secs" cl_leader_ok "$@" || return 1
-	cl_agreed_leader "$@"
+	until l=$(cl_agreed_leader "$@"); do
+		(($(now_ms) > limit)) && return 1
+		sleep 0.02
+	done
+	echo "$l"
 }
 
 # cl_sync K: ZooKeeper's sync through node K's mount (prints zxid=...).
