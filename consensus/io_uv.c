@@ -24,20 +24,17 @@
 
 #include <sodium.h>
 
+#include "consensus/io_snap.h"
 #include "consensus/rp_paxos.h"
 #include "consensus/rp_test.h"
 #include "store/zt_snap.h"
 
-#define RPX__SNAP_MAGIC	 0x504e5351u /* "QSNP" */
-#define RPX__SNAP_HDR	 20u
 #define RPX__SNAP_CHUNK	 ((size_t)2 << 20)
 #define RPX__PUMP_MS	 2
 #define RPX__PUMP_CHUNKS 4
 #define RPX__RCV_IDLE_MS 2000 /* a transfer without a frame for this long may be replaced */
 #define RPX__REBOOT_MS	 100  /* pause before a failed core is created again */
 #define RPX__HELD_MAX	 ((size_t)64 << 20) /* bytes held for persistence at most */
-
-enum { RPX__S_BEGIN = 1, RPX__S_DATA = 2, RPX__S_END = 3 };
 
 struct rpx_snd {
 	struct st_rtxn *r;
@@ -643,34 +640,27 @@ static void rpx__timer_cb(uv_timer_t *t)
 
 /* ---- snapshots: receiving ---- */
 
-static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size_t len)
+static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *frame, size_t flen)
 {
-	uint64_t xfer;
-	uint32_t idx;
+	struct rpx_snap_frame f;
 	struct rpx_job *j;
-	int kind;
 
-	if (len < RPX__SNAP_HDR)
+	if (rpx__snap_frame_decode(frame, flen, &f))
 		return;
-	kind = b[4];
-	xfer = rpx__get64(b + 8);
-	idx = rpx__get32(b + 16);
-	b += RPX__SNAP_HDR;
-	len -= RPX__SNAP_HDR;
-	switch (kind) {
+	const uint8_t *b = f.body;
+	size_t len = f.len;
+	uint64_t xfer = f.xfer;
+	uint32_t idx = f.idx;
+	switch (f.kind) {
 	case RPX__S_BEGIN: {
-		uint64_t slot;
-		if (len < 28)
-			return;
-		slot = rpx__get64(b);
+		uint64_t slot = f.slot;
 		if (!x->px)
 			return;
 		if (x->rcv.active && slot <= x->rcv.slot &&
 		    uv_now(&x->loop) < x->rcv.last + RPX__RCV_IDLE_MS)
 			return; /* one that covers as much is arriving: let it finish */
 		if (slot <= px_applied(x->px) ||
-		    slot <= __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE) ||
-		    len != 28 + (size_t)rpx__get32(b + 24))
+		    slot <= __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE))
 			return;
 		j = rpx__job_new(RPX_J_SNAP_BEGIN, 0);
 		if (!j)
@@ -711,8 +701,8 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *b, size
 		x->rcv.last = uv_now(&x->loop);
 		return;
 	case RPX__S_END:
-		if (!x->rcv.active || x->rcv.from != from || x->rcv.xfer != xfer || len < 12 ||
-		    rpx__get32(b) != x->rcv.idx)
+		if (!x->rcv.active || x->rcv.from != from || x->rcv.xfer != xfer ||
+		    f.chunks != x->rcv.idx)
 			return;
 		x->rcv.active = 0;
 		j = rpx__job_new(RPX_J_SNAP_END, x->rcv_begin_len - 28);

@@ -188,6 +188,52 @@ static void px_recs(void)
 	px_filter_free(&f);
 }
 
+/* snap_frame inputs: frames of a snapshot transfer after their magic (io_snap.h), laid out as
+ * io_uv.c sends them: a BEGIN with a filter, a DATA chunk, an END. */
+static void snap_frames(void)
+{
+	uint8_t buf[512];
+	struct px_filter f = {0};
+	uint64_t xfer = 3, v;
+	uint32_t u;
+	for (uint64_t seq = 1; seq <= 4; seq++)
+		if (px_filter_admit(&f, PX_CLIENT(3, 1795830000000ull, 1), seq) < 0)
+			exit(1);
+	uint32_t flen = (uint32_t)px_filter_size(&f);
+	for (int kind = 1; kind <= 3; kind++) { /* little-endian hosts */
+		size_t len = 16;
+		memset(buf, 0, sizeof buf);
+		buf[0] = (uint8_t)kind;
+		memcpy(buf + 4, &xfer, 8);
+		u = kind == 3 ? 1 : 0; /* the chunk index */
+		memcpy(buf + 12, &u, 4);
+		if (kind == 1) {
+			v = 4096; /* applied slot, last zxid, next node id, the filter */
+			memcpy(buf + len, &v, 8);
+			v = 4000;
+			memcpy(buf + len + 8, &v, 8);
+			v = 1234;
+			memcpy(buf + len + 16, &v, 8);
+			memcpy(buf + len + 24, &flen, 4);
+			len += 28;
+			if (len + flen > sizeof buf || px_filter_encode(&f, buf + len, flen) != 0)
+				exit(1);
+			len += flen;
+		} else if (kind == 2) {
+			memcpy(buf + len, "\x0a\x00\x00\x00\x00\x00", 6); /* a record's lengths */
+			len += 6 + 10;
+		} else {
+			u = 1; /* chunks, records */
+			memcpy(buf + len, &u, 4);
+			v = 25;
+			memcpy(buf + len + 4, &v, 8);
+			len += 12;
+		}
+		put("snap_frame", kind - 1, buf, len);
+	}
+	px_filter_free(&f);
+}
+
 static void zt_txns(void)
 {
 	static const char d1[] = "hello";
@@ -422,6 +468,7 @@ int main(int argc, char **argv)
 	px_batches();
 	px_filters();
 	px_recs();
+	snap_frames();
 	zt_txns();
 	zt_paths();
 	zt_snaps();
