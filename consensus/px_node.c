@@ -25,6 +25,7 @@ unsigned long px_debug_alloc_failures;
 
 #define NONE	 UINT32_MAX
 #define MAX_SPAN (1u << 20) /* slots held in memory above the log base at most */
+#define LEARN_SCAN 1024u /* slots above the commit index a follower re-checks when it persists */
 
 enum { S_HAVE = 1, S_CHOSEN = 2, S_PROPOSED = 4 };
 
@@ -33,7 +34,9 @@ struct slot {
 	uint64_t pseq;	 /* persist seq of our record of it */
 	uint8_t *val;	 /* accepted (or chosen) value, owned */
 	uint32_t len;
-	uint16_t acks; /* leader: nodes that accepted our proposal at node->ballot */
+	uint64_t lballot; /* learner tally: the ballot of lacks (0: none) */
+	uint16_t acks;	  /* leader: nodes that accepted our proposal at node->ballot */
+	uint16_t lacks;	  /* learner tally: peers known to have accepted durably at lballot */
 	uint8_t flags;
 };
 
@@ -1193,6 +1196,77 @@ static void learn_commit(struct px_node *nd, uint64_t commit, uint64_t ballot)
 	advance_commit(nd);
 }
 
+/*
+ * Learning from the acceptors themselves ("Paxos Made Simple", 2.3: acceptors tell every learner
+ * what they accepted). An acceptor sends its ACCEPTED to every node, not only to the leader, once
+ * its record is durable, and a leader sends one of its own once its own record is; so a follower
+ * (the writer's node, when it forwarded the write) learns that a slot is chosen without waiting
+ * one more hop for the leader's commit index.
+ *
+ * The rule: slot S is chosen at this node once a majority of nodes durably accepted S at one
+ * ballot B (the ACCEPTED received from peers at B, plus our own record of S at B once it is
+ * durable), and only if we hold the value we accepted (or proposed) at B. A ballot's leader
+ * proposes one value per slot (it re-proposes a slot only under a new ballot), so every acceptor
+ * at B accepted that same value, and a value accepted by a majority at one ballot is chosen (P2).
+ * Acceptances at different ballots are never counted together: the tally restarts at each higher
+ * ballot and ignores lower ones (ignoring is always safe: the leader's commit index still
+ * arrives). Nothing here changes acceptor state; a slot learnt this way is no different from one
+ * learnt through learn_commit.
+ */
+static bool own_durable(const struct px_node *nd, const struct slot *sl, uint64_t b)
+{
+	return nd->initialised && (sl->flags & S_HAVE) && sl->ballot == b &&
+	       sl->pseq <= nd->persisted;
+}
+
+static void learn_check(struct px_node *nd, struct slot *sl)
+{
+	int n;
+
+	if ((sl->flags & S_CHOSEN) || !sl->lballot || !(sl->flags & S_HAVE))
+		return;
+	if (sl->ballot != sl->lballot && !BUG(PX_BUG_LEARN_MIXED_BALLOTS))
+		return; /* the value we hold is not the one they accepted */
+	n = popcount16((uint16_t)(sl->lacks & ~(1u << nd->cfg.id)));
+	if (own_durable(nd, sl, sl->ballot))
+		n++;
+	if (n >= (int)nd->quorum)
+		sl->flags |= S_CHOSEN;
+}
+
+/* Node WHO (a peer) durably accepted slot S at ballot B. */
+static void learn_tally(struct px_node *nd, uint64_t s, uint64_t b, uint32_t who)
+{
+	struct slot *sl;
+
+	if (s <= nd->commit || !(sl = slot_at(nd, s)) || (sl->flags & S_CHOSEN) || !b)
+		return;
+	if (b > sl->lballot) {
+		sl->lballot = b;
+		if (!BUG(PX_BUG_LEARN_MIXED_BALLOTS))
+			sl->lacks = 0;
+	} else if (b < sl->lballot && !BUG(PX_BUG_LEARN_MIXED_BALLOTS)) {
+		return;
+	}
+	sl->lacks |= (uint16_t)(1u << who);
+	learn_check(nd, sl);
+}
+
+/* Our records became durable: our own acceptances now count (slots near the commit index). */
+static void learn_own(struct px_node *nd)
+{
+	uint64_t top = nd->last;
+
+	if (top - nd->commit > LEARN_SCAN)
+		top = nd->commit + LEARN_SCAN;
+	for (uint64_t s = nd->commit + 1; s <= top; s++) {
+		struct slot *sl = slot_at(nd, s);
+		if (sl && sl->lballot)
+			learn_check(nd, sl);
+	}
+	advance_commit(nd);
+}
+
 static void maybe_graduate(struct px_node *nd)
 {
 	if (nd->role != PX_LEARNER || !nd->hello_done)
@@ -1268,6 +1342,11 @@ static void on_accept(struct px_node *nd, const struct px_msg *m)
 			if (e->slot > nd->last)
 				nd->last = e->slot;
 			record_slot(nd, e->slot, sl);
+			if (m->ballot > sl->lballot) {
+				sl->lballot = m->ballot;
+				sl->lacks = 0;
+			}
+			learn_check(nd, sl); /* peers' ACCEPTED may have come first */
 		}
 		if (vpush(&nd->ents, &a, sizeof(a))) {
 			note(nd, -ENOMEM);
@@ -1276,16 +1355,19 @@ static void on_accept(struct px_node *nd, const struct px_msg *m)
 		k++;
 	}
 	learn_commit(nd, m->commit, m->ballot);
-	{
+	/* P2b's answer, once durable: to the leader, and (when it accepted values) to every other
+	 * node too, so that they learn the choice from the acceptors (learn_tally) */
+	for (uint32_t i = 0; i < nd->cfg.n; i++) {
 		struct px_msg r = {.type = PX_MSG_ACCEPTED,
 				   .from = (uint8_t)nd->cfg.id,
-				   .to = m->from,
+				   .to = (uint8_t)i,
 				   .ballot = m->ballot,
 				   .commit = nd->commit,
 				   .nent = k};
 		struct px_out o = {.msg = r, .wait_seq = wait_seq(nd)};
-		uint32_t so = nd->subs.n;
-		push_out(nd, &o, eo, so);
+		if (i == nd->cfg.id || (i != m->from && k == 0))
+			continue;
+		push_out(nd, &o, eo, nd->subs.n);
 	}
 }
 
@@ -1311,7 +1393,13 @@ static void count_ack(struct px_node *nd, uint64_t s, uint32_t who)
 static void on_accepted(struct px_node *nd, const struct px_msg *m)
 {
 	want_catchup(nd, m->from, m->commit);
-	if (nd->role != PX_LEADER || m->ballot != nd->ballot)
+	if (nd->role != PX_LEADER) {
+		for (uint32_t i = 0; i < m->nent; i++)
+			learn_tally(nd, m->ent[i].slot, m->ballot, m->from);
+		advance_commit(nd);
+		return;
+	}
+	if (m->ballot != nd->ballot)
 		return;
 	nd->peer_heard[m->from] = nd->now;
 	for (uint32_t i = 0; i < m->nent; i++)
@@ -1325,13 +1413,36 @@ static void on_persisted(struct px_node *nd)
 	if (nd->role == PX_CANDIDATE)
 		check_phase1(nd);
 	if (nd->role == PX_LEADER) {
+		/* our own acceptances, now durable, count; the followers hear of them too (the
+		 * learner rule above), so that they need not wait for our commit index */
+		uint32_t eo = nd->ents.n, k = 0;
 		for (uint64_t s = nd->commit + 1; s < nd->next_slot; s++) {
 			struct slot *sl = slot_at(nd, s);
-			if (sl && (sl->flags & S_PROPOSED) && sl->pseq <= nd->persisted &&
-			    !(sl->acks & (1u << nd->cfg.id)))
-				count_ack(nd, s, nd->cfg.id);
+			struct px_entry a = {.slot = s};
+			if (!sl || !(sl->flags & S_PROPOSED) || sl->pseq > nd->persisted ||
+			    (sl->acks & (1u << nd->cfg.id)))
+				continue;
+			count_ack(nd, s, nd->cfg.id);
+			if (sl->flags & S_CHOSEN)
+				continue; /* our commit index tells them (finish) */
+			if (vpush(&nd->ents, &a, sizeof(a)))
+				note(nd, -ENOMEM);
+			else
+				k++;
 		}
 		advance_commit(nd);
+		for (uint32_t i = 0; k && i < nd->cfg.n; i++) {
+			struct px_out o = {.msg = {.type = PX_MSG_ACCEPTED,
+						   .from = (uint8_t)nd->cfg.id,
+						   .to = (uint8_t)i,
+						   .ballot = nd->ballot,
+						   .commit = nd->commit,
+						   .nent = k}};
+			if (i != nd->cfg.id)
+				push_out(nd, &o, eo, nd->subs.n);
+		}
+	} else {
+		learn_own(nd);
 	}
 }
 
@@ -1505,6 +1616,10 @@ static void resend_pending(struct px_node *nd)
 
 static void on_submit(struct px_node *nd, const struct px_sub *subs, uint32_t nsubs)
 {
+	/* the first pending submission is forwarded below: the retry timer counts from now (a
+	 * timer left over from an idle time would forward it a second time at once) */
+	if (nd->npend == 0)
+		nd->retry_at = nd->now + nd->cfg.retry;
 	for (uint32_t i = 0; i < nsubs; i++) {
 		const struct px_sub *s = &subs[i];
 		uint32_t h, idx;

@@ -92,6 +92,8 @@ enum {
 	PX_BUG_REPLY_BEFORE_PERSIST = 1u << 3, /* replies leave before their records are durable */
 	PX_BUG_LEARNER_VOTES_EARLY = 1u << 4,  /* an empty-disk node votes once peers answered */
 	PX_BUG_ADMIT_GAPS = 1u << 5, /* px_filter applies a seq past a gap (the FIFO rule broken) */
+	PX_BUG_LEARN_MIXED_BALLOTS = 1u << 6, /* a learner counts acceptances of different
+						 ballots together */
 };
 extern unsigned px_debug_bugs;
 #endif

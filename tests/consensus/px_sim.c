@@ -36,6 +36,8 @@ static unsigned bug_of(const char *name)
 		return PX_BUG_LEARNER_VOTES_EARLY;
 	if (!strcmp(name, "admit-gaps"))
 		return PX_BUG_ADMIT_GAPS;
+	if (!strcmp(name, "learn-mixed-ballots"))
+		return PX_BUG_LEARN_MIXED_BALLOTS;
 #endif
 	(void)name;
 	return 0;

@@ -149,6 +149,7 @@ struct node {
 	uint32_t same_time_steps;
 	uint64_t last_step_at;
 	enum px_role was_role;
+	uint64_t learnt; /* slots up to here were checked when this node learnt them chosen */
 };
 
 struct trk {
@@ -742,6 +743,38 @@ static void handle(struct sim *s, uint32_t i, const struct px_update *u)
 		take_snapshot(s, i);
 }
 
+/*
+ * Learning, at the instant it happens: every slot a node knows chosen (up to its commit index,
+ * whether it learnt it from the leader's commit index, from the acceptors' ACCEPTED messages, from
+ * a catch-up or from its own disk) holds the value that a majority accepted durably at one ballot
+ * (track_accept), checked right after the step that made the node learn it.
+ */
+static void check_learnt(struct sim *s, uint32_t i)
+{
+	struct node *nd = &s->nodes[i];
+	uint64_t c = px_commit(nd->px);
+
+	if (c < nd->learnt)
+		nd->learnt = c; /* restarted with an older commit hint */
+	for (uint64_t sl = nd->learnt + 1; sl <= c && !s->fail[0]; sl++) {
+		const uint8_t *v;
+		uint32_t len;
+		struct ref *r;
+		if (px_chosen(nd->px, sl, &v, &len))
+			continue; /* below its log: covered by a snapshot */
+		r = ref_at(s, sl);
+		if (!r->chosen)
+			violation(s,
+				  "SAFETY: node %u learnt slot %llu chosen, but no majority accepted "
+				  "it durably at one ballot",
+				  i, (unsigned long long)sl);
+		else if (r->chosen_vh != vhash(v, len))
+			violation(s, "SAFETY: node %u learnt in slot %llu a value that was not chosen",
+				  i, (unsigned long long)sl);
+	}
+	nd->learnt = c;
+}
+
 static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 {
 	struct node *nd = &s->nodes[i];
@@ -813,6 +846,7 @@ static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 		trace(s, "node %u: role %d -> %d ballot %llx commit %llu", i, before,
 		      px_role(nd->px), (unsigned long long)px_ballot(nd->px),
 		      (unsigned long long)px_commit(nd->px));
+	check_learnt(s, i);
 	handle(s, i, &u);
 }
 

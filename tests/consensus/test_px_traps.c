@@ -232,7 +232,8 @@ Test(px_traps, crash_between_persist_and_reply)
 
 /*
  * A node restarted with an empty disk must not vote until it has caught up. A (leader) and B
- * choose an op while C cannot talk to A; B loses its disk, talks to A and C for a while (it learns
+ * choose an op while C cannot hear A or B (B's ACCEPTED go to every node: C must not learn the op
+ * from them); B loses its disk, talks to A and C for a while (it learns
  * their ballots), then A crashes. If B voted, B and C would form a majority that knows nothing of
  * the op and would choose something else in its slot. B must stay a learner: no leader can be
  * elected until A is back; then the op survives.
@@ -254,6 +255,7 @@ static bool empty_disk_trap(uint64_t seed, bool expect_safe)
 	run(s, 100, seed);
 	sim_link(s, a, c, false);
 	sim_link(s, c, a, false);
+	sim_link(s, b, c, false);
 	q = sim_next_seq(s, a, 0);
 	sim_submit_client(s, a, 0, 1);
 	for (int k = 0; k < 100 && sim_op_state(s, a, 0, q) != SIM_OP_ACKED; k++)
@@ -264,6 +266,7 @@ static bool empty_disk_trap(uint64_t seed, bool expect_safe)
 	cr_assert_lt(sim_applied(s, c), slot, "seed %llu: C learnt it anyway",
 		     (unsigned long long)seed);
 	sim_restart(s, b, true); /* B: empty disk */
+	sim_link(s, b, c, true);
 	cr_assert_eq(sim_role(s, b), PX_LEARNER);
 	run(s, 300, seed); /* B hears A and C */
 	cr_assert_lt(sim_applied(s, c), slot, "seed %llu: C learnt it anyway",
