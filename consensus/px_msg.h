@@ -25,7 +25,9 @@
  *                 learnt: the new leader's stamps start above it
  *   ACCEPT        ballot; slot = lstart (first slot proposed fresh in this ballot); entries (none:
  *                 a heartbeat)
- *   ACCEPTED      ballot; entries: slot only (len 0), one per slot accepted
+ *   ACCEPTED      ballot; entries: slot only (len 0), one per slot accepted durably (to the
+ *                 leader; also to every node from a leader about its own acceptances, and
+ *                 from acceptors of clusters of 5 or more)
  *   REJECT        ballot = the higher ballot the sender promised; aux = the ballot refused
  *   CATCHUP_REQ   slot = first slot wanted
  *   CATCHUP       slot = sender's first held slot; entries: chosen values

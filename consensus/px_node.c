@@ -1198,10 +1198,12 @@ static void learn_commit(struct px_node *nd, uint64_t commit, uint64_t ballot)
 
 /*
  * Learning from the acceptors themselves ("Paxos Made Simple", 2.3: acceptors tell every learner
- * what they accepted). An acceptor sends its ACCEPTED to every node, not only to the leader, once
- * its record is durable, and a leader sends one of its own once its own record is; so a follower
- * (the writer's node, when it forwarded the write) learns that a slot is chosen without waiting
- * one more hop for the leader's commit index.
+ * what they accepted). A leader sends an ACCEPTED of its own to every follower once its own
+ * record of a proposal is durable, and with 5 nodes or more an acceptor sends its ACCEPTED to
+ * every node, not only to the leader (with 3, the leader's and our own acceptance are a
+ * majority); so a follower (the writer's node, when it forwarded the write) learns that a slot is
+ * chosen as soon as its own record is durable, without waiting two more hops (its ACCEPTED to
+ * the leader, the leader's commit index back).
  *
  * The rule: slot S is chosen at this node once a majority of nodes durably accepted S at one
  * ballot B (the ACCEPTED received from peers at B, plus our own record of S at B once it is
@@ -1356,7 +1358,9 @@ static void on_accept(struct px_node *nd, const struct px_msg *m)
 	}
 	learn_commit(nd, m->commit, m->ballot);
 	/* P2b's answer, once durable: to the leader, and (when it accepted values) to every other
-	 * node too, so that they learn the choice from the acceptors (learn_tally) */
+	 * node too, so that they learn the choice from the acceptors (learn_tally). With a majority
+	 * of 2 (3 nodes) the leader's own announcement (on_persisted) and our own acceptance make
+	 * that majority: the other follower need not hear from us (one message less per peer). */
 	for (uint32_t i = 0; i < nd->cfg.n; i++) {
 		struct px_msg r = {.type = PX_MSG_ACCEPTED,
 				   .from = (uint8_t)nd->cfg.id,
@@ -1365,7 +1369,7 @@ static void on_accept(struct px_node *nd, const struct px_msg *m)
 				   .commit = nd->commit,
 				   .nent = k};
 		struct px_out o = {.msg = r, .wait_seq = wait_seq(nd)};
-		if (i == nd->cfg.id || (i != m->from && k == 0))
+		if (i == nd->cfg.id || (i != m->from && (k == 0 || nd->quorum <= 2)))
 			continue;
 		push_out(nd, &o, eo, nd->subs.n);
 	}

@@ -23,7 +23,11 @@
  *     cfg.window slots of the leader in flight). A slot is chosen once a majority accepted it at
  *     one ballot; the leader's commit index rides on every ACCEPT (and heartbeat), and a follower
  *     that accepted slot s at that same ballot marks it chosen; others fetch chosen values
- *     (CATCHUP_REQ; below a peer's compacted log: a snapshot request to the host).
+ *     (CATCHUP_REQ; below a peer's compacted log: a snapshot request to the host). Learners
+ *     also count acceptances themselves ("Paxos Made Simple" 2.3): the leader announces its own
+ *     durable acceptances (ACCEPTED to every follower), with 5 nodes or more acceptors send
+ *     their ACCEPTED to every node, and a node that holds the value it accepted at ballot B
+ *     learns it chosen once a majority (its own durable record included) accepted at B.
  *   - A follower that hears no leader for a randomised election timeout campaigns. While a live
  *     leader is heard, followers (and a leader that hears a majority) ignore other candidacies. A
  *     leader that sees a higher ballot, or that has not heard from a majority for an election

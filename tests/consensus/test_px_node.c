@@ -315,6 +315,81 @@ Test(px_node, follower_learns_commit)
 	px_free(nd);
 }
 
+/*
+ * A follower learns a slot chosen from the acceptors (Paxos Made Simple, 2.3): once a majority
+ * accepted it durably at one ballot, its own acceptance counting only once durable, and only at
+ * the ballot of the value it holds. Its own ACCEPTED goes to every node, once durable.
+ */
+Test(px_node, follower_learns_from_acceptors)
+{
+	struct px_node *nd = mk(1, 5, true); /* 5 nodes: a majority is 3 */
+	struct px_update u;
+	static const uint8_t v[] = "v";
+	struct px_entry e = {.slot = 1, .len = 1, .data = v};
+	struct px_entry s1 = {.slot = 1};
+	struct px_msg acc = {
+	    .type = PX_MSG_ACCEPT, .from = 0, .to = 1, .ballot = B(2, 0), .nent = 1, .ent = &e};
+	struct px_msg ad = {.type = PX_MSG_ACCEPTED, .to = 1, .nent = 1, .ent = &s1};
+	const struct px_out *o;
+	uint64_t seq;
+
+	/* an acceptance at an older ballot (of another value, maybe) never counts with ours */
+	ad.from = 3;
+	ad.ballot = B(1, 3);
+	recv(nd, &ad, 1, &u);
+	recv(nd, &acc, 2, &u);
+	seq = u.persist_seq;
+	cr_assert_gt(seq, 0);
+	for (uint32_t to = 0; to < 5; to++) {
+		o = find(&u, PX_MSG_ACCEPTED, to);
+		if (to == 1) {
+			cr_assert_null(o);
+			continue;
+		}
+		cr_assert_not_null(o, "the acceptance goes to node %u too", to);
+		cr_assert_eq(o->wait_seq, seq, "and only once it is durable");
+		cr_assert_eq(o->msg.nent, 1);
+	}
+	ad.from = 0;
+	ad.ballot = B(2, 0);
+	recv(nd, &ad, 3, &u);
+	ad.from = 2;
+	recv(nd, &ad, 4, &u);
+	cr_assert_eq(px_commit(nd), 0, "two durable acceptances at B(2,0) and one at B(1,3)");
+	/* our own record is durable: three at B(2,0) */
+	persisted(nd, seq, 5, &u);
+	cr_assert_eq(px_commit(nd), 1);
+	cr_assert_eq(u.napply, 1);
+	cr_assert_eq(u.apply[0].len, 1);
+	px_free(nd);
+
+	/* a higher ballot restarts the tally; peers at the ballot we hold suffice without us */
+	nd = mk(1, 3, true);
+	recv(nd, &acc, 1, &u);
+	cr_assert_not_null(find(&u, PX_MSG_ACCEPTED, 0));
+	cr_assert_null(find(&u, PX_MSG_ACCEPTED, 2),
+		       "3 nodes: the leader and this follower are a majority, node 2 need not know");
+	ad.from = 2;
+	ad.ballot = B(3, 2); /* node 2 accepted a (maybe other) value at a ballot we never saw */
+	recv(nd, &ad, 2, &u);
+	ad.from = 0;
+	ad.ballot = B(2, 0);
+	recv(nd, &ad, 3, &u);
+	cr_assert_eq(px_commit(nd), 0, "B(3,2) and B(2,0) are not one ballot");
+	px_free(nd);
+	nd = mk(1, 3, true);
+	ad.from = 0;
+	ad.ballot = B(2, 0);
+	recv(nd, &ad, 1, &u); /* the leader's acceptance arrives before its ACCEPT */
+	ad.from = 2;
+	recv(nd, &ad, 2, &u);
+	cr_assert_eq(px_commit(nd), 0, "nothing held: nothing learnt");
+	recv(nd, &acc, 3, &u);
+	cr_assert_eq(px_commit(nd), 1, "two peers of three accepted the value we now hold");
+	cr_assert_eq(u.napply, 1);
+	px_free(nd);
+}
+
 /* An empty disk: a learner answers no PREPARE and no ACCEPT, and asks peers for their ballots. */
 Test(px_node, learner_does_not_vote)
 {

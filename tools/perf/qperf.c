@@ -4,6 +4,9 @@
  *   qperf read PATH [-n N] [-t THREADS]              open(O_RDONLY) + read to EOF + close (a cat)
  *   qperf stat PATH [-n N] [-t THREADS]              getxattr user.zk.version
  *   qperf pwrite PATH [-n N] [-t THREADS] [-s SIZE]  pwrite SIZE at 0 on one open descriptor
+ *   qperf abwrite PATH_A PATH_B [-n N] [-s SIZE]     one writer alternating writes (as "write")
+ *                                                    on A and B: an A/B comparison of two
+ *                                                    clusters that share the same noise
  * With THREADS > 1 each thread uses PATH.K (K = 0..THREADS-1) for writes, PATH itself for reads.
  * Prints ops/s and the latency percentiles (microseconds). A measurement tool, not a test.
  */
@@ -105,6 +108,43 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void report(const char *what, double *lat, size_t tot, double el)
+{
+	qsort(lat, tot, sizeof(double), cmp);
+	printf("%s ops=%zu ops/s=%.0f p50=%.0fus p90=%.0fus p99=%.0fus p999=%.0fus\n", what, tot,
+	       (double)tot / (el / 1e6), lat[tot / 2], lat[tot * 9 / 10], lat[tot * 99 / 100],
+	       lat[tot * 999 / 1000]);
+}
+
+/* abwrite: write i goes to A when i is even, to B when odd; each side's own latencies. */
+static int abwrite(const char *pa, const char *pb, long n, size_t size)
+{
+	double *lat[2] = {malloc(sizeof(double) * (size_t)n), malloc(sizeof(double) * (size_t)n)};
+	char *buf = malloc(size ? size : 1);
+	double t0 = now_us();
+
+	if (!lat[0] || !lat[1] || !buf)
+		abort();
+	memset(buf, 'a', size);
+	for (long i = 0; i < 2 * n; i++) {
+		const char *p = i % 2 ? pb : pa;
+		double t = now_us();
+		int fd = open(p, O_WRONLY | O_TRUNC | O_CREAT, 0644);
+		if (fd < 0 || write(fd, buf, size) != (ssize_t)size || close(fd) != 0) {
+			fprintf(stderr, "qperf: %s: %s\n", p, strerror(errno));
+			return 1;
+		}
+		lat[i % 2][i / 2] = now_us() - t;
+	}
+	double el = now_us() - t0;
+	report("abwrite A", lat[0], (size_t)n, el);
+	report("abwrite B", lat[1], (size_t)n, el);
+	free(lat[0]);
+	free(lat[1]);
+	free(buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	long n = 10000;
@@ -115,6 +155,22 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr, "usage: qperf write|read|stat PATH [-n N] [-t THREADS] [-s SIZE]\n");
 		return 2;
+	}
+	if (!strcmp(argv[1], "abwrite")) {
+		if (argc < 4)
+			return 2;
+		optind = 4;
+		while ((opt = getopt(argc, argv, "n:s:")) != -1) {
+			if (opt == 'n')
+				n = atol(optarg);
+			else if (opt == 's')
+				size = (size_t)atol(optarg);
+			else
+				return 2;
+		}
+		if (n <= 0 || size > (1 << 20))
+			return 2;
+		return abwrite(argv[2], argv[3], n, size);
 	}
 	mode = !strcmp(argv[1], "write")    ? Q_WRITE
 	     : !strcmp(argv[1], "read")	    ? Q_READ
