@@ -878,10 +878,13 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	if (rc)
 		goto fail;
 
+	/* the install is counted before the applied state it brought is published: whoever sees
+	 * the new applied zxid also sees the count (cluster_paxos compaction_forces_a_snapshot_install
+	 * once read the count between the two on a loaded machine) */
+	if (installed)
+		__atomic_add_fetch(&x->snaps_installed, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&x->applied_slot, x->st_applied, __ATOMIC_RELEASE);
 	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
-	if (installed)
-		__atomic_add_fetch(&x->snaps_installed, 1, __ATOMIC_RELAXED);
 	if (x->st_applied >= x->st_taken + x->cl.snapshot_every ||
 	    (x->st_bytes >= RPX_SNAP_BYTES && x->st_applied > x->st_taken)) {
 		taken = x->st_applied;
