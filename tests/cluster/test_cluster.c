@@ -747,6 +747,10 @@ Test(cluster, restarted_node_catches_up)
 	create_ok(leader, "/shared", "0");
 	node_close(victim);
 	write_everywhere("r", 15);
+	/* a write through a follower is acknowledged once that follower applied it, which may be
+	 * a hop before the leader learns it chosen: the reference is the leader once the open nodes
+	 * agree */
+	wait_converged(15000);
 	char *before = dump(leader, NULL);
 	node_open(victim);
 	wait_converged(15000);
