@@ -877,6 +877,19 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	rc = lazy ? st_wcommit_lazy(w) : st_wcommit(w);
 	if (rc)
 		goto fail;
+	/* The changes first: whoever sees the applied mark move (rp_sync, the callbacks) finds
+	 * their effects (kernel-cache invalidations, watches) already under way. */
+	if (x->on_change) {
+		const char *p = x->chg.p, *end = x->chg.p + x->chg.len;
+		while (p < end) {
+			struct zt_change ch;
+			ch.type = (enum zt_change_type)(unsigned char)p[0];
+			memcpy(&ch.zxid, p + 1, 8);
+			ch.path = p + 9;
+			x->on_change(x->change_arg, &ch);
+			p += 9 + strlen(p + 9) + 1;
+		}
+	}
 
 	/* the install is counted before the applied state it brought is published: whoever sees
 	 * the new applied zxid also sees the count (cluster_paxos compaction_forces_a_snapshot_install
@@ -908,17 +921,6 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		rpx__wake(x);
 	free(fbuf);
 
-	if (x->on_change) {
-		const char *p = x->chg.p, *end = x->chg.p + x->chg.len;
-		while (p < end) {
-			struct zt_change ch;
-			ch.type = (enum zt_change_type)(unsigned char)p[0];
-			memcpy(&ch.zxid, p + 1, 8);
-			ch.path = p + 9;
-			x->on_change(x->change_arg, &ch);
-			p += 9 + strlen(p + 9) + 1;
-		}
-	}
 	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
 		next = it->cnext;
 		rpx__finish_item(it, it->status == 0);

@@ -160,9 +160,8 @@ static void rp__run_batch(struct rp_local *l, struct rp__item *batch)
 	if (rc)
 		goto err;
 
-	__atomic_store_n(&l->applied, zxid, __ATOMIC_RELEASE);
-	__atomic_add_fetch(&l->n_txns, n, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&l->n_batches, 1, __ATOMIC_RELAXED);
+	/* the changes first: whoever sees the applied mark move finds their effects (kernel-cache
+	 * invalidations, watches) already under way */
 	if (l->on_change) {
 		for (size_t i = 0; i < l->nchg; i++) {
 			struct zt_change ch = {l->chg[i].type, l->arena + l->chg[i].off,
@@ -170,6 +169,9 @@ static void rp__run_batch(struct rp_local *l, struct rp__item *batch)
 			l->on_change(l->change_arg, &ch);
 		}
 	}
+	__atomic_store_n(&l->applied, zxid, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&l->n_txns, n, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&l->n_batches, 1, __ATOMIC_RELAXED);
 	for (it = batch; it;) {
 		struct rp__item *next = it->next;
 		if (it->cb)

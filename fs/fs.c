@@ -1000,6 +1000,53 @@ static void fs__inval_all(struct fs *fs)
 	fs__queue_push(&fs->qinode, &iv->job);
 }
 
+/*
+ * A reply that must follow the kernel-cache invalidations already queued: FN(ARG) runs on qinode
+ * once every inode invalidation queued before is done and, with ENTRIES, then on qentry once
+ * every entry invalidation queued before that is done too. The replica reports a transaction's
+ * changes (fs_on_change, which queues its invalidations) before it moves its applied mark or
+ * runs the transaction's callback, so a reply sent through here never lets the kernel serve
+ * what the transaction changed from its caches. Only for replies whose request holds no
+ * directory lock in the kernel when ENTRIES (an entry invalidation takes the parent's).
+ */
+struct fs__after {
+	struct fs__job job;
+	struct fs *fs;
+	int entries;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void fs__after_run(struct fs__job *job)
+{
+	struct fs__after *a = (struct fs__after *)job;
+
+	if (a->entries) {
+		a->entries = 0;
+		fs__queue_push(&a->fs->qentry, &a->job);
+		return;
+	}
+	a->fn(a->arg);
+	free(a);
+}
+
+static void fs__after_invals(struct fs *fs, int entries, void (*fn)(void *arg), void *arg)
+{
+	struct fs__after *a = malloc(sizeof(*a));
+
+	if (!a || !fs->qstarted) {
+		free(a);
+		fn(arg); /* out of memory, or stopping: the queues run nothing new */
+		return;
+	}
+	a->fs = fs;
+	a->entries = entries;
+	a->fn = fn;
+	a->arg = arg;
+	a->job.run = fs__after_run;
+	fs__queue_push(&fs->qinode, &a->job);
+}
+
 static void fs__watch_change(struct fs *fs, const struct zt_change *ch);
 
 void fs_on_change(void *arg, const struct zt_change *ch)
@@ -1842,6 +1889,11 @@ static void fs__wreq_reply(struct fs__wreq *w)
 static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 		       uint32_t nres);
 
+static void fs__wreq_reply_cb(void *arg)
+{
+	fs__wreq_reply(arg);
+}
+
 /*
  * Build the descriptor's next content for W and submit it. fh->lock held, fh not busy.
  * DATA: the write's bytes. 0: submitted (fs__w_done runs later); else the errno to reply.
@@ -1956,8 +2008,14 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	pthread_mutex_unlock(&fh->lock);
 	/* No need to wait for the invalidations of this commit: page-cache readers are fenced
 	 * off while this writable handle is open, and a later open sees the new version (fs_open
-	 * drops what the kernel cached of an older one). */
-	fs__wreq_reply(w);
+	 * drops what the kernel cached of an older one). But the data of a directory node (its
+	 * .data file) is also the directory's size, which the kernel caches: reply once the
+	 * directory's attributes are dropped (inode invalidations only; a write holds no
+	 * directory lock). */
+	if (w->kind == FS__K_DATA && w->err == 0)
+		fs__after_invals(w->fs, 0, fs__wreq_reply_cb, w);
+	else
+		fs__wreq_reply(w);
 	if (free_fh)
 		fs__fh_free(fh);
 }
@@ -2844,10 +2902,20 @@ err:
 
 /* An open of .zk/sync waiting for rp_sync: owned by fs__sync_open, then by its callback. */
 struct fs__syncctx {
+	struct fs *fs;
 	fuse_req_t req;
 	struct fuse_file_info fi;
 	struct fs__fh *fh;
 };
+
+static void fs__sync_reply(void *arg)
+{
+	struct fs__syncctx *c = arg;
+
+	if (fuse_reply_open(c->req, &c->fi) != 0)
+		fs__fh_free(c->fh);
+	free(c);
+}
 
 static void fs__sync_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 			  uint32_t nres)
@@ -2871,10 +2939,12 @@ static void fs__sync_done(void *arg, int status, uint64_t zxid, const struct zt_
 	if (err != 0) {
 		fs__fh_free(c->fh);
 		fuse_reply_err(c->req, -err);
-	} else if (fuse_reply_open(c->req, &c->fi) != 0) {
-		fs__fh_free(c->fh);
+		free(c);
+		return;
 	}
-	free(c);
+	/* After the kernel's caches dropped what the transactions up to the sync point changed:
+	 * a stat, ls or test -e after the sync must not see a cached older name or attribute. */
+	fs__after_invals(c->fs, 1, fs__sync_reply, c);
 }
 
 /* Open .zk/sync: answered (with FH) once every transaction committed anywhere before now is
@@ -2888,6 +2958,7 @@ static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 
 	if (!c)
 		return -ENOMEM;
+	c->fs = fs;
 	c->req = req;
 	c->fh = fh;
 	c->fi = *fi;
