@@ -26,7 +26,8 @@
  *   ACCEPT        ballot; slot = lstart (first slot proposed fresh in this ballot); entries (none:
  *                 a heartbeat)
  *   ACCEPTED      ballot; entries: slot only (len 0), one per slot accepted durably (to the
- *                 leader; also to every node from a leader about its own acceptances, and
+ *                 leader; also from a leader about its own acceptances, to the forwarders (3 nodes) or
+ *                 every follower, and
  *                 from acceptors of clusters of 5 or more)
  *   REJECT        ballot = the higher ballot the sender promised; aux = the ballot refused
  *   CATCHUP_REQ   slot = first slot wanted

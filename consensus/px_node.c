@@ -27,7 +27,7 @@ unsigned long px_debug_alloc_failures;
 #define MAX_SPAN (1u << 20) /* slots held in memory above the log base at most */
 #define LEARN_SCAN 1024u /* slots above the commit index a follower re-checks when it persists */
 
-enum { S_HAVE = 1, S_CHOSEN = 2, S_PROPOSED = 4 };
+enum { S_HAVE = 1, S_CHOSEN = 2, S_PROPOSED = 4, S_ANNOUNCE = 8 /* on_persisted only */ };
 
 struct slot {
 	uint64_t ballot; /* accepted ballot; 0 = nothing accepted */
@@ -37,6 +37,7 @@ struct slot {
 	uint64_t lballot; /* learner tally: the ballot of lacks (0: none) */
 	uint16_t acks;	  /* leader: nodes that accepted our proposal at node->ballot */
 	uint16_t lacks;	  /* learner tally: peers known to have accepted durably at lballot */
+	uint16_t origins; /* leader: peers whose forwarded submissions may be in it */
 	uint8_t flags;
 };
 
@@ -127,6 +128,7 @@ struct px_node {
 	/* leader */
 	uint64_t next_slot, lstart;
 	uint32_t inflight;
+	uint16_t fwd_mask; /* peers whose SUBMITs are in the queue (a hint for announcements) */
 	struct kset queued; /* (client, seq) in the queue or in flight */
 	uint8_t *q;	    /* batch queue: encoded submissions [qrd, qwr) */
 	size_t qrd, qwr, qcap;
@@ -955,6 +957,7 @@ static void propose(struct px_node *nd, uint64_t s, uint8_t *val, uint32_t len)
 	sl->ballot = nd->ballot;
 	sl->flags = (uint8_t)((sl->flags & S_CHOSEN) | S_HAVE | S_PROPOSED);
 	sl->acks = 0;
+	sl->origins = 0;
 	if (s > nd->last)
 		nd->last = s;
 	record_slot(nd, s, sl);
@@ -1198,12 +1201,14 @@ static void learn_commit(struct px_node *nd, uint64_t commit, uint64_t ballot)
 
 /*
  * Learning from the acceptors themselves ("Paxos Made Simple", 2.3: acceptors tell every learner
- * what they accepted). A leader sends an ACCEPTED of its own to every follower once its own
- * record of a proposal is durable, and with 5 nodes or more an acceptor sends its ACCEPTED to
- * every node, not only to the leader (with 3, the leader's and our own acceptance are a
- * majority); so a follower (the writer's node, when it forwarded the write) learns that a slot is
- * chosen as soon as its own record is durable, without waiting two more hops (its ACCEPTED to
- * the leader, the leader's commit index back).
+ * what they accepted). A leader sends an ACCEPTED of its own once its own record of a proposal
+ * is durable: with 3 nodes to the followers whose forwarded submissions are in it (fwd_mask,
+ * slot.origins: a hint; a follower it misses learns from the commit index), with 5 or more to
+ * every follower. With 5 or more an acceptor also sends its ACCEPTED to every node, not only to
+ * the leader (with 3, the leader's and our own acceptance are a majority). So a follower (the
+ * writer's node, when it forwarded the write) learns that a slot is chosen as soon as its own
+ * record is durable, without waiting two more hops (its ACCEPTED to the leader, the leader's
+ * commit index back).
  *
  * The rule: slot S is chosen at this node once a majority of nodes durably accepted S at one
  * ballot B (the ACCEPTED received from peers at B, plus our own record of S at B once it is
@@ -1417,34 +1422,53 @@ static void on_persisted(struct px_node *nd)
 	if (nd->role == PX_CANDIDATE)
 		check_phase1(nd);
 	if (nd->role == PX_LEADER) {
-		/* our own acceptances, now durable, count; the followers hear of them too (the
-		 * learner rule above), so that they need not wait for our commit index */
-		uint32_t eo = nd->ents.n, k = 0;
+		/* our own acceptances, now durable, count; the followers whose forwarded submissions
+		 * they hold hear of them too (the learner rule above), so that they need not wait
+		 * for our commit index. Others (and writes made here) cost no message. */
+		uint64_t lo = nd->next_slot, hi = 0;
 		for (uint64_t s = nd->commit + 1; s < nd->next_slot; s++) {
 			struct slot *sl = slot_at(nd, s);
-			struct px_entry a = {.slot = s};
 			if (!sl || !(sl->flags & S_PROPOSED) || sl->pseq > nd->persisted ||
 			    (sl->acks & (1u << nd->cfg.id)))
 				continue;
 			count_ack(nd, s, nd->cfg.id);
-			if (sl->flags & S_CHOSEN)
-				continue; /* our commit index tells them (finish) */
-			if (vpush(&nd->ents, &a, sizeof(a)))
-				note(nd, -ENOMEM);
-			else
+			if ((sl->flags & S_CHOSEN) || (!sl->origins && nd->quorum <= 2))
+				continue; /* chosen: our commit index tells them (finish) */
+			sl->flags |= S_ANNOUNCE;
+			if (s < lo)
+				lo = s;
+			hi = s;
+		}
+		for (uint32_t i = 0; hi && i < nd->cfg.n; i++) {
+			uint32_t eo = nd->ents.n, k = 0;
+			for (uint64_t s = lo; i != nd->cfg.id && s <= hi; s++) {
+				struct slot *sl = slot_at(nd, s);
+				struct px_entry a = {.slot = s};
+				if (!sl || !(sl->flags & S_ANNOUNCE) ||
+				    (nd->quorum <= 2 && !(sl->origins & (1u << i))))
+					continue;
+				if (vpush(&nd->ents, &a, sizeof(a))) {
+					note(nd, -ENOMEM);
+					break;
+				}
 				k++;
+			}
+			if (k) {
+				struct px_out o = {.msg = {.type = PX_MSG_ACCEPTED,
+							   .from = (uint8_t)nd->cfg.id,
+							   .to = (uint8_t)i,
+							   .ballot = nd->ballot,
+							   .commit = nd->commit,
+							   .nent = k}};
+				push_out(nd, &o, eo, nd->subs.n);
+			}
+		}
+		for (uint64_t s = lo; hi && s <= hi; s++) {
+			struct slot *sl = slot_at(nd, s);
+			if (sl)
+				sl->flags &= (uint8_t)~S_ANNOUNCE;
 		}
 		advance_commit(nd);
-		for (uint32_t i = 0; k && i < nd->cfg.n; i++) {
-			struct px_out o = {.msg = {.type = PX_MSG_ACCEPTED,
-						   .from = (uint8_t)nd->cfg.id,
-						   .to = (uint8_t)i,
-						   .ballot = nd->ballot,
-						   .commit = nd->commit,
-						   .nent = k}};
-			if (i != nd->cfg.id)
-				push_out(nd, &o, eo, nd->subs.n);
-		}
 	} else {
 		learn_own(nd);
 	}
@@ -1563,6 +1587,8 @@ static void on_submit_msg(struct px_node *nd, const struct px_msg *m)
 {
 	if (nd->role != PX_LEADER)
 		return; /* the submitter re-forwards to the leader it learns */
+	if (m->nsub)
+		nd->fwd_mask |= (uint16_t)(1u << m->from);
 	for (uint32_t i = 0; i < m->nsub; i++) {
 		if (nd->qcount >= nd->cfg.max_pending)
 			break;
@@ -1879,8 +1905,13 @@ static void flush(struct px_node *nd)
 		v = q_cut(nd, &len);
 		if (!v)
 			break;
-		propose(nd, nd->next_slot++, v, len);
+		propose(nd, nd->next_slot, v, len);
+		if (slot_at(nd, nd->next_slot))
+			slot_at(nd, nd->next_slot)->origins = nd->fwd_mask;
+		nd->next_slot++;
 	}
+	if (!nd->qcount)
+		nd->fwd_mask = 0;
 }
 
 /* Deliver newly chosen slots in order; acknowledge our submissions found in them. */

@@ -25,7 +25,9 @@
  *     that accepted slot s at that same ballot marks it chosen; others fetch chosen values
  *     (CATCHUP_REQ; below a peer's compacted log: a snapshot request to the host). Learners
  *     also count acceptances themselves ("Paxos Made Simple" 2.3): the leader announces its own
- *     durable acceptances (ACCEPTED to every follower), with 5 nodes or more acceptors send
+ *     durable acceptances (ACCEPTED: with 3 nodes to the followers that forwarded submissions
+ *     in the slot, with more to every follower),
+ *     with 5 nodes or more acceptors send
  *     their ACCEPTED to every node, and a node that holds the value it accepted at ballot B
  *     learns it chosen once a majority (its own durable record included) accepted at B.
  *   - A follower that hears no leader for a randomised election timeout campaigns. While a live

@@ -273,6 +273,45 @@ Test(px_node, choose_apply_ack)
 	px_free(nd);
 }
 
+/* A leader announces its own durable acceptance (ACCEPTED) to the followers whose forwarded
+ * submissions the slot holds, and to no other node; a write made at the leader costs none. */
+Test(px_node, leader_announces_to_the_forwarder)
+{
+	struct px_node *nd = mk(0, 3, true);
+	struct px_update u;
+	uint64_t seq, b;
+	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
+	struct px_sub sub = {.client = 9, .seq = 1, .len = 2, .data = (const uint8_t *)"fw"};
+	struct px_msg fwd = {.type = PX_MSG_SUBMIT, .from = 1, .to = 0, .nsub = 1, .sub = &sub};
+	struct px_sub own = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"hi"};
+	struct px_event ev = {.type = PX_EV_SUBMIT, .now = 1010, .subs = &own, .nsubs = 1};
+	const struct px_out *o;
+
+	b = campaign(nd, &u, &seq);
+	p.ballot = b;
+	recv(nd, &p, 1001, &u);
+	persisted(nd, seq, 1002, &u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	recv(nd, &fwd, 1003, &u); /* node 1 forwards a write: slot 1 */
+	cr_assert_eq(u.naccepted, 1);
+	seq = u.persist_seq;
+	persisted(nd, seq, 1004, &u);
+	cr_assert_eq(px_commit(nd), 0);
+	o = find(&u, PX_MSG_ACCEPTED, 1);
+	cr_assert_not_null(o, "the forwarder hears of the leader's durable acceptance");
+	cr_assert_eq(o->msg.ballot, b);
+	cr_assert_eq(o->msg.nent, 1);
+	cr_assert_eq(o->msg.ent[0].slot, 1);
+	cr_assert_eq(o->wait_seq, 0);
+	cr_assert_null(find(&u, PX_MSG_ACCEPTED, 2), "node 2 forwarded nothing");
+	cr_assert_eq(px_step(nd, &ev, &u), 0); /* a write made here: slot 2 */
+	seq = u.persist_seq;
+	persisted(nd, seq, 1011, &u);
+	cr_assert_null(find(&u, PX_MSG_ACCEPTED, 1));
+	cr_assert_null(find(&u, PX_MSG_ACCEPTED, 2));
+	px_free(nd);
+}
+
 /* A follower marks chosen what it accepted at the ballot of a leader's commit index, and asks for
  * the rest. */
 Test(px_node, follower_learns_commit)
