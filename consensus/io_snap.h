@@ -22,6 +22,32 @@
 #define RPX__SNAP_BEGIN 28u /* BEGIN body before the filter */
 #define RPX__SNAP_END	12u /* END body */
 
+/* Little-endian integers of the frames (and of io_uv.c's other peer messages). */
+static inline void rpx__put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void rpx__put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t rpx__get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint32_t rpx__get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 enum { RPX__S_BEGIN = 1, RPX__S_DATA = 2, RPX__S_END = 3 };
 
 struct rpx_snap_frame {

@@ -795,6 +795,14 @@ static int faulted(const struct fwin *w, size_t nw, const char *mount, int64_t a
 	return 0;
 }
 
+/* Whether holder H may have lost its lock during its hold: its node was gone after its increment,
+ * or it could not tell and a fault touched its node. */
+static int may_have_lost(const struct hold *h, const struct fwin *w, size_t nw)
+{
+	return h->held_after == 0 ||
+	       (h->held_after < 0 && faulted(w, nw, h->mount, h->acq, h->rel));
+}
+
 static int check_lock(const char *log, const char *final, const char *faults)
 {
 	struct fwin *w = NULL;
@@ -863,19 +871,12 @@ static int check_lock(const char *log, const char *final, const char *faults)
 				h[i].overlaps++;
 				h[j].overlaps++;
 				if (!strcmp(h[i].inc, "ok") && !strcmp(h[j].inc, "ok")) {
-					const struct hold *e = h[i].acq <= h[j].acq ? &h[i] : &h[j];
-
 					/* either may be the stale one: the first if its
 					 * session expired during its hold, the second if its
 					 * session expired while it waited (it saw no lower
 					 * child, and its own node gone only later) */
-					const struct hold *o = e == &h[i] ? &h[j] : &h[i];
-
-					if (e->held_after == 0 || o->held_after == 0 ||
-					    (e->held_after < 0 &&
-					     faulted(w, nw, e->mount, e->acq, e->rel)) ||
-					    (o->held_after < 0 &&
-					     faulted(w, nw, o->mount, o->acq, o->rel))) {
+					if (may_have_lost(&h[i], w, nw) ||
+					    may_have_lost(&h[j], w, nw)) {
 						excused++;
 						continue;
 					}
