@@ -27,6 +27,7 @@
 #define FS__CTL_NAME   ".zk"
 #define FS__STATUS_CAP 4096
 #define FS__SYNC_NAME  "sync" /* .zk/sync: opening it waits for rp_sync (ZooKeeper's sync) */
+#define FS__ESEQ_N     64 /* slots of fs->eseq */
 
 /*
  * Creation modes: .zk/MODE mirrors the directory nodes of the tree; a file created (or, for
@@ -141,6 +142,12 @@ struct fs {
 	_Atomic uint64_t n_pc;	       /* read-only opens through the page cache */
 	_Atomic uint64_t n_direct;     /* read-only opens past it */
 	_Atomic uint64_t n_fence_timeouts; /* writable opens that stopped waiting for readers */
+	/* Changes that invalidate names the kernel may cache, counted when reported (after their
+	 * commit, before their invalidations are queued), by a hash of the node's path (its
+	 * deletion; a change of its children, which can make it a directory or a file again),
+	 * and all at once (a snapshot install): see fs__entry_fresh. */
+	_Atomic uint64_t eseq[FS__ESEQ_N];
+	_Atomic uint64_t eseq_all;
 };
 
 /*
@@ -367,6 +374,45 @@ static void fs__entry(struct fs *fs, const struct fs__inode *in, enum fs__kind k
 	fs__attr(fs, in->ino, kind, zs, &e->attr);
 	e->attr_timeout = fs__pc_fix(fs, in->ino, kind, zs, &e->attr) ? 0.0 : t;
 	e->entry_timeout = t;
+}
+
+static size_t fs__eseq_slot(const char *path)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *path; path++)
+		h = (h ^ (unsigned char)*path) * 1099511628211ULL;
+	return (size_t)(h % FS__ESEQ_N);
+}
+
+/* The count of reported changes that can make the kernel's entry for the node PATH stale. */
+static uint64_t fs__eseq(struct fs *fs, const char *path)
+{
+	return atomic_load(&fs->eseq_all) + atomic_load(&fs->eseq[fs__eseq_slot(path)]);
+}
+
+static void fs__eseq_bump(struct fs *fs, const char *path)
+{
+	atomic_fetch_add(path ? &fs->eseq[fs__eseq_slot(path)] : &fs->eseq_all, 1);
+}
+
+/*
+ * An entry reply E for the node PATH, computed from a tree read made after SEQ0 = fs__eseq(PATH)
+ * was taken, with its inode referenced already: the kernel may cache it only if no change that
+ * can make it stale was reported since. Otherwise the deletion of that very node may have been
+ * applied after the read and its invalidation sent (or skipped: the inode was not known yet)
+ * before the kernel got this reply, which would then leave the name of a deleted node in the
+ * dentry cache for cache_timeout, past any sync. A change reported after this test is safe:
+ * its invalidation finds the inode referenced, and the kernel runs it only after this reply (it
+ * takes the directory's lock, which the request that gets this reply holds until it is handled).
+ */
+static void fs__entry_fresh(struct fs *fs, const char *path, uint64_t seq0,
+			    struct fuse_entry_param *e)
+{
+	if (fs__eseq(fs, path) != seq0) {
+		e->entry_timeout = 0.0;
+		e->attr_timeout = 0.0;
+	}
 }
 
 /*
@@ -1058,15 +1104,19 @@ void fs_on_change(void *arg, const struct zt_change *ch)
 	fs__watch_change(fs, ch);
 	switch (ch->type) {
 	case ZT_NODE_DATA_CHANGED:
-		if (fs__is_root(ch->path))
+		if (fs__is_root(ch->path)) {
+			fs__eseq_bump(fs, NULL);
 			fs__inval_all(fs); /* maybe a snapshot install (rp.h) */
-		else
+		} else {
 			fs__inval_push(fs, ch->path, 1, 0);
+		}
 		break;
 	case ZT_NODE_CHILDREN_CHANGED:
+		fs__eseq_bump(fs, ch->path); /* it may have become a directory, or a file */
 		fs__inval_push(fs, ch->path, 0, 0);
 		break;
 	case ZT_NODE_DELETED:
+		fs__eseq_bump(fs, ch->path);
 		/* Lookups never cache a missing name, so a creation needs nothing; a deletion
 		 * drops the dentry when the kernel may still hold one (a change made elsewhere;
 		 * for our own unlink/rename the kernel already did). */
@@ -2095,6 +2145,7 @@ struct fs__nctx {
 	pid_t tgid;	 /* unlink, rmdir: the caller, when it set an expected version */
 	int32_t version; /* unlink, rmdir: the expected version (-1: none) */
 	int retry;	 /* ... and it was the re-armed one */
+	uint64_t eseq0;	 /* create, mknod, mkdir: fs__eseq(path) before submitting */
 	char path[FS__PATH_CAP];
 	char path2[FS__PATH_CAP];
 };
@@ -2112,6 +2163,7 @@ static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
 	struct st_rtxn *r;
 	struct zt_node n;
 	struct fs__inode *in;
+	uint64_t seq0 = fs__eseq(fs, c->path);
 	int rv = st_rbegin(fs->env, &r);
 
 	if (rv != 0)
@@ -2143,6 +2195,7 @@ static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
 	}
 	c->fh->in = in;
 	fs__entry(fs, in, FS__K_FILE, &n.stat, e);
+	fs__entry_fresh(fs, c->path, seq0, e);
 out:
 	st_rend(r);
 	return rv;
@@ -2199,6 +2252,8 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 				if (c->cflags)
 					e.entry_timeout =
 					    0; /* the name under .zk/MODE: not cached */
+				else
+					fs__entry_fresh(fs, made, c->eseq0, &e);
 			}
 		} else if (err == -EEXIST && c->op == FS__N_CREATE && !(c->fi.flags & O_EXCL) &&
 			   !c->cflags) {
@@ -2308,6 +2363,7 @@ static void fs__create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			goto err;
 		zop.owner = c->session;
 	}
+	c->eseq0 = fs__eseq(c->fs, c->path);
 	rv = fs__n_submit(c, &zop, 1);
 	if (rv != 0)
 		goto err;
@@ -2364,6 +2420,8 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 	struct zt_node n;
 	struct fs__inode *in;
 	enum fs__kind kind;
+	const char *guard = NULL; /* the node whose entry is replied, to be fs__entry_fresh */
+	uint64_t seq0 = 0;
 	int rv = fs__pin(fs, parent, &p);
 
 	if (rv != 0)
@@ -2466,6 +2524,8 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 	if (rv != 0)
 		goto err;
 	if (strcmp(name, FS__DATA_NAME) == 0) {
+		guard = p.path; /* DIR/.data goes when DIR becomes a file or is deleted */
+		seq0 = fs__eseq(fs, guard);
 		rv = fs__read(fs, &p, &r, &n);
 		if (rv != 0)
 			goto err;
@@ -2478,6 +2538,8 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 			rv = -ENOENT;
 			goto err;
 		}
+		guard = path;
+		seq0 = fs__eseq(fs, guard);
 		rv = st_rbegin(fs->env, &r);
 		if (rv != 0)
 			goto err;
@@ -2501,6 +2563,8 @@ found:
 	fs__entry(fs, in, kind, kind == FS__K_WATCH ? NULL : &n.stat, &e);
 	if (r)
 		st_rend(r);
+	if (guard)
+		fs__entry_fresh(fs, guard, seq0, &e);
 	fuse_reply_entry(req, &e);
 	return;
 err:
@@ -3506,6 +3570,8 @@ struct fs__dir {
 	size_t n;
 	size_t cap;
 	int err;
+	uint64_t eseq0[FS__ESEQ_N]; /* fs->eseq and eseq_all before the listing was read */
+	uint64_t eseq0_all;
 };
 
 static int fs__dir_add(struct fs__dir *d, const char *name, enum fs__kind kind,
@@ -3588,6 +3654,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			if (rv != 0)
 				goto err;
 		}
+		for (size_t i = 0; i < FS__ESEQ_N; i++)
+			d->eseq0[i] = atomic_load(&fs->eseq[i]);
+		d->eseq0_all = atomic_load(&fs->eseq_all);
 		rv = fs__read(fs, &p, &r, &n);
 		if (rv != 0)
 			goto err;
@@ -3651,6 +3720,13 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					      ? NULL
 					      : &de->stat,
 					  &e);
+				/* the listing is of opendir's time: a child deleted since may
+				 * have had its invalidation already (fs__entry_fresh) */
+				if (de->kind == FS__K_FILE || de->kind == FS__K_DIR)
+					fs__entry_fresh(fs, child,
+							d->eseq0_all +
+							    d->eseq0[fs__eseq_slot(child)],
+							&e);
 			} else {
 				/* readdir(3) skips entries with inode 0: use the node's inode when
 				 * the kernel has one, else a number from its czxid (top bit set, so

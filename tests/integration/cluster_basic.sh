@@ -118,6 +118,23 @@ eq "node 2: mkdir on node 3 visible" "$(cat "$T/m2/app/conf/x")" 42
 check "node 2: delete on node 1 visible" test ! -e "$T/m2/bin"
 check "the three trees are identical" cl_wait_same 10 1 2 3 || show_diff 1 2
 
+# --- a listing opened before a remote delete and read after it (READDIRPLUS from opendir's
+# snapshot) must not leave the deleted name in node 2's dentry cache past a sync
+mkdir "$T/m1/rdp" && for i in 1 2 3; do echo "$i" >"$T/m1/rdp/n$i"; done
+cl_sync 2 >/dev/null
+out=$(python3 - "$T/m2/rdp" "$T/m1/rdp/n2" "$T/m2/.zk/sync" <<'PY'
+import os, sys
+d, victim, sync = sys.argv[1:]
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)   # OPENDIR: the listing is read now
+os.unlink(victim)                                  # deleted through node 1
+open(sync).read()                                  # node 2 has applied the delete
+names = sorted(e.name for e in os.scandir(fd))     # READDIRPLUS of the old listing
+open(sync).read()
+print(" ".join(names), "exists" if os.path.exists(os.path.join(d, "n2")) else "gone")
+PY
+)
+eq "listing opened before a delete, read after: old names, then the name gone after sync" "$out" "n1 n2 n3 gone"
+
 # --- latency of one write (create excluded) through the leader and through a follower
 F=$((L % 3 + 1))
 for who in "$L:leader" "$F:follower"; do
