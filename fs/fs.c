@@ -3570,8 +3570,7 @@ struct fs__dir {
 	size_t n;
 	size_t cap;
 	int err;
-	uint64_t eseq0[FS__ESEQ_N]; /* fs->eseq and eseq_all before the listing was read */
-	uint64_t eseq0_all;
+	uint64_t eseq0[FS__ESEQ_N]; /* fs__eseq of each slot before the listing was read */
 };
 
 static int fs__dir_add(struct fs__dir *d, const char *name, enum fs__kind kind,
@@ -3654,9 +3653,10 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			if (rv != 0)
 				goto err;
 		}
+		uint64_t all = atomic_load(&fs->eseq_all);
+
 		for (size_t i = 0; i < FS__ESEQ_N; i++)
-			d->eseq0[i] = atomic_load(&fs->eseq[i]);
-		d->eseq0_all = atomic_load(&fs->eseq_all);
+			d->eseq0[i] = all + atomic_load(&fs->eseq[i]);
 		rv = fs__read(fs, &p, &r, &n);
 		if (rv != 0)
 			goto err;
@@ -3724,9 +3724,7 @@ static void fs__readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				 * have had its invalidation already (fs__entry_fresh) */
 				if (de->kind == FS__K_FILE || de->kind == FS__K_DIR)
 					fs__entry_fresh(fs, child,
-							d->eseq0_all +
-							    d->eseq0[fs__eseq_slot(child)],
-							&e);
+							d->eseq0[fs__eseq_slot(child)], &e);
 			} else {
 				/* readdir(3) skips entries with inode 0: use the node's inode when
 				 * the kernel has one, else a number from its czxid (top bit set, so

@@ -5,8 +5,9 @@
 # Counts every CPU's busy time (/proc/stat: user, nice, system, irq, softirq) over the measured
 # window: servers, kernel (FUSE, TCP, the file systems) and the load generator together, for
 # both; and the servers' own share (their processes' user + system time; the rest is the load
-# generator, the kernel's FUSE and TCP work done in its context, and interrupts). Needs a Release build with the bench tools (cmake -DCMAKE_BUILD_TYPE=Release) and the
-# zookeeper package (tools/deps). Everything it starts is stopped by PID (cluster.sh stop for the
+# generator, the kernel's FUSE and TCP work done in its context, and interrupts). Needs a Release
+# build with the bench tools (cmake -DCMAKE_BUILD_TYPE=Release) and the zookeeper package
+# (tools/deps). Everything it starts is stopped by PID (cluster.sh stop for the
 # mounts, zk-ensemble stop for ZooKeeper), also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
