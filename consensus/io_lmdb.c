@@ -824,12 +824,46 @@ static int rpx__lazy_ok(const struct rpx_job *jobs)
 	return 1;
 }
 
+/* Run the completions collected (rpx__complete). */
+static void rpx__finish_done(struct rpx *x)
+{
+	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
+		next = it->cnext;
+		rpx__finish_item(it, it->status == 0);
+	}
+	x->cdone = NULL;
+	x->cdone_tail = &x->cdone;
+}
+
+/* Report the batch's changes (on_change), then run its completions. The changes first: whoever
+ * a callback answers finds their effects (kernel-cache invalidations, watches) already under way.
+ * shown_zxid moves before either, so that rp_read_wait holds back the reads that follow them. */
+static void rpx__announce(struct rpx *x)
+{
+	if (x->st_zxid > __atomic_load_n(&x->shown_zxid, __ATOMIC_RELAXED))
+		__atomic_store_n(&x->shown_zxid, x->st_zxid, __ATOMIC_RELEASE);
+	if (x->on_change) {
+		const char *p = x->chg.p, *end = x->chg.p + x->chg.len;
+		while (p < end) {
+			struct zt_change ch;
+			ch.type = (enum zt_change_type)(unsigned char)p[0];
+			memcpy(&ch.zxid, p + 1, 8);
+			ch.path = p + 9;
+			x->on_change(x->change_arg, &ch);
+			p += 9 + strlen(p + 9) + 1;
+		}
+	}
+	x->chg.len = 0;
+	x->nchg = 0;
+	rpx__finish_done(x);
+}
+
 static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 {
 	struct st_wtxn *w = NULL;
 	struct rpx_job **pp = &jobs, *stale = NULL;
 	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
-	int installed = 0, reboot = 0, lazy, rc;
+	int installed = 0, reboot = 0, lazy, early, rc;
 	uint8_t *fbuf = NULL;
 	size_t flen = 0;
 
@@ -874,22 +908,22 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		st_wabort(w);
 		goto fail;
 	}
+	/*
+	 * Early: the slots applied here are chosen (durable on a majority), so their outcome is
+	 * final before this commit and its flush: the changes and the callbacks go out now, and
+	 * rp_read_wait holds back the reads that must see them until the commit is visible. A
+	 * crash before the commit re-applies the slots from the log (with the same results). The
+	 * flush of the apply is off the writer's path. Not after a snapshot install (fs/ re-reads
+	 * the whole tree on the apply thread then) nor when the core is to be recreated.
+	 */
+	early = !installed && !reboot;
+	if (early)
+		rpx__announce(x);
 	rc = lazy ? st_wcommit_lazy(w) : st_wcommit(w);
 	if (rc)
 		goto fail;
-	/* The changes first: whoever sees the applied mark move (rp_sync, the callbacks) finds
-	 * their effects (kernel-cache invalidations, watches) already under way. */
-	if (x->on_change) {
-		const char *p = x->chg.p, *end = x->chg.p + x->chg.len;
-		while (p < end) {
-			struct zt_change ch;
-			ch.type = (enum zt_change_type)(unsigned char)p[0];
-			memcpy(&ch.zxid, p + 1, 8);
-			ch.path = p + 9;
-			x->on_change(x->change_arg, &ch);
-			p += 9 + strlen(p + 9) + 1;
-		}
-	}
+	if (!early)
+		rpx__announce(x);
 
 	/* the install is counted before the applied state it brought is published: whoever sees
 	 * the new applied zxid also sees the count (cluster_paxos compaction_forces_a_snapshot_install
@@ -898,6 +932,9 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		__atomic_add_fetch(&x->snaps_installed, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&x->applied_slot, x->st_applied, __ATOMIC_RELEASE);
 	__atomic_store_n(&x->applied_zxid, x->st_zxid, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&x->vis_lock);
+	pthread_cond_broadcast(&x->vis_cond);
+	pthread_mutex_unlock(&x->vis_lock);
 	if (x->st_applied >= x->st_taken + x->cl.snapshot_every ||
 	    (x->st_bytes >= RPX_SNAP_BYTES && x->st_applied > x->st_taken)) {
 		taken = x->st_applied;
@@ -921,10 +958,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		rpx__wake(x);
 	free(fbuf);
 
-	for (struct rpx_item *it = x->cdone, *next; it; it = next) {
-		next = it->cnext;
-		rpx__finish_item(it, it->status == 0);
-	}
+	rpx__finish_done(x);
 	if (reboot) {
 		rpx__jobs_free(jobs, -ETIMEDOUT); /* unrun REGISTERs after the REBOOT */
 		rpx__reboot(x, -ETIMEDOUT);

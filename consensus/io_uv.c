@@ -41,6 +41,7 @@
  * writes/s, 393-424 us of CPU per write; window 2 ~5 writes a slot, 4,587-5,016 writes/s,
  * 322-389 us, lower p99; with 0.5 ms added each way between nodes both did ~4,710/s. */
 #define RPX__WINDOW 2
+#define RPX__VIS_WAIT_S 5 /* rp_read_wait waits no longer */
 
 struct rpx_snd {
 	struct st_rtxn *r;
@@ -1023,6 +1024,8 @@ static void rpx__free(struct rpx *x)
 	pthread_mutex_destroy(&x->stat_lock);
 	pthread_mutex_destroy(&x->ready_lock);
 	pthread_cond_destroy(&x->ready_cond);
+	pthread_mutex_destroy(&x->vis_lock);
+	pthread_cond_destroy(&x->vis_cond);
 	free(x);
 }
 
@@ -1063,9 +1066,36 @@ static void rpx_read_barrier(struct rp *rp)
 	pthread_mutex_unlock(&x->ready_lock);
 }
 
+static void rpx_read_wait(struct rp *rp, uint64_t zxid)
+{
+	struct rpx *x = (struct rpx *)rp;
+	uint64_t target = zxid ? zxid : __atomic_load_n(&x->shown_zxid, __ATOMIC_ACQUIRE);
+	struct timespec dl;
+	int late = 0;
+
+	if (__atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE) >= target ||
+	    pthread_equal(pthread_self(), x->st_thread))
+		return;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += RPX__VIS_WAIT_S;
+	pthread_mutex_lock(&x->vis_lock);
+	while (__atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE) < target)
+		if (pthread_cond_timedwait(&x->vis_cond, &x->vis_lock, &dl) == ETIMEDOUT) {
+			late = __atomic_load_n(&x->applied_zxid, __ATOMIC_ACQUIRE) < target;
+			break;
+		}
+	pthread_mutex_unlock(&x->vis_lock);
+	if (late)
+		rpx__log(x, RP_LOG_WARN,
+			 "a read waited %d s for the commit of zxid 0x%" PRIx64
+			 " (reported before its commit) and goes ahead without it",
+			 RPX__VIS_WAIT_S, target);
+}
+
 static const struct rp_ops rpx__ops = {
     .submit = rpx_submit,
     .read_barrier = rpx_read_barrier,
+    .read_wait = rpx_read_wait,
     .sync = rpx_sync,
     .env = rpx_env,
     .status = rpx_status,
@@ -1143,6 +1173,8 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	pthread_mutex_init(&x->stat_lock, NULL);
 	pthread_mutex_init(&x->ready_lock, NULL);
 	pthread_cond_init(&x->ready_cond, NULL);
+	pthread_mutex_init(&x->vis_lock, NULL);
+	pthread_cond_init(&x->vis_cond, NULL);
 	x->base.ops = &rpx__ops;
 	x->on_change = cfg->on_change;
 	x->change_arg = cfg->change_arg;

@@ -102,7 +102,8 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * ignored) and start it: a loop thread (peer network, protocol core, timers) and a storage thread
  * (LMDB group commits of acceptor state and applied transactions). Returns once the node listens.
  * Writes (rp_submit) are forwarded to the leader, chosen, and completed on this node's apply
- * thread once applied here (read-your-writes); -ETIMEDOUT after cl->write_timeout_ms (outcome
+ * thread once applied here, before that apply's commit (read-your-writes through rp_read_wait);
+ * -ETIMEDOUT after cl->write_timeout_ms (outcome
  * unknown: it may still be applied, once). Reads see this node's applied tree (may lag the leader).
  * Other outcomes: -EIO (this node's storage failed: it then recreates its replica from disk and
  * rejoins; the write may still be applied), -ENOBUFS (too many writes pending at this node; never
@@ -149,6 +150,20 @@ int rp_submit(struct rp *rp, const struct zt_op *ops, uint32_t nops, rp_done_cb 
  * for up to write_timeout_ms.
  */
 void rp_read_barrier(struct rp *rp);
+
+/*
+ * Reads after a completion. The Multi-Paxos replica runs the callbacks of a batch of chosen slots
+ * (and reports its changes, on_change) once the batch is applied in the storage transaction but
+ * before that transaction's commit and disk flush: the slots are durable on a majority already, so
+ * the outcome is final, and a crash before the commit re-applies them from the log. A read of this
+ * node's tree that must see what a callback or a change reported calls this first: it returns
+ * once the transaction ZXID (0: every one reported so far) is visible to st_rbegin (at most one
+ * commit away), at once when it is, on the apply thread itself (which must not wait for its own
+ * commit; its reads see the tree before the batch), and after 5 s at most (the storage failed:
+ * the replica restarts from disk; logged). rp_open_local completes after the commit: nothing to
+ * wait for. Any thread.
+ */
+void rp_read_wait(struct rp *rp, uint64_t zxid);
 
 /*
  * ZooKeeper's sync: CB(arg, status, zxid, NULL, 0) runs once every transaction committed anywhere

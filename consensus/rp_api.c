@@ -67,6 +67,12 @@ void rp_read_barrier(struct rp *rp)
 		rp->ops->read_barrier(rp);
 }
 
+void rp_read_wait(struct rp *rp, uint64_t zxid)
+{
+	if (rp && rp->ops->read_wait)
+		rp->ops->read_wait(rp, zxid);
+}
+
 void rp_close(struct rp *rp)
 {
 	if (rp)

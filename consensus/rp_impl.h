@@ -15,6 +15,7 @@ struct rp_ops {
 	struct st_env *(*env)(struct rp *rp);
 	int (*status)(struct rp *rp, char *buf, size_t cap);
 	void (*read_barrier)(struct rp *rp); /* NULL: reads are always current (one node) */
+	void (*read_wait)(struct rp *rp, uint64_t zxid);  /* NULL: completions follow their commit */
 	void (*close)(struct rp *rp);
 };
 

@@ -151,7 +151,12 @@ struct rpx {
 
 	/* Counters, atomic. */
 	uint64_t applied_slot;
-	uint64_t applied_zxid;
+	uint64_t applied_zxid; /* visible to st_rbegin */
+	uint64_t shown_zxid;   /* reported (changes, callbacks) before its commit: rp_read_wait */
+	/* rp_read_wait sleeps on vis_cond until applied_zxid >= shown_zxid; the storage thread
+	 * broadcasts it after every commit. */
+	pthread_mutex_t vis_lock;
+	pthread_cond_t vis_cond;
 	uint64_t snaps_installed;
 
 	/* Loop thread. */

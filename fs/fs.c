@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,7 @@ struct fs {
 	 * deletion; a change of its children, which can make it a directory or a file again),
 	 * and all at once (a snapshot install): see fs__entry_fresh. */
 	_Atomic uint64_t eseq[FS__ESEQ_N];
+	_Atomic uint64_t shown[FS__ESEQ_N]; /* the last zxid reported of a path of the slot */
 	_Atomic uint64_t eseq_all;
 };
 
@@ -285,14 +287,38 @@ static enum fs__kind fs__node_kind(const char *path, const struct zt_node *n)
 	return FS__K_FILE;
 }
 
+static size_t fs__eseq_slot(const char *path);
+
+/*
+ * Every read of the tree: a snapshot of it that holds every change reported so far (fs_on_change)
+ * to the node PATH (its data, its children, its creation or deletion), or with PATH NULL every
+ * change the replica reported. The replica reports changes, and answers writes, before their
+ * commit is visible (rp_read_wait): a read waits for that commit only when it concerns a node one
+ * of them changed. fs->shown is per path hash, like fs->eseq.
+ */
+#define FS__NOWAIT ((const char *)1) /* fs__rbegin: read what is visible now, wait for nothing */
+
+static int fs__rbegin(struct fs *fs, const char *path, struct st_rtxn **r)
+{
+	uint64_t zx;
+
+	if (path == FS__NOWAIT)
+		return st_rbegin(fs->env, r);
+	zx = path ? atomic_load(&fs->shown[fs__eseq_slot(path)]) : 0;
+	if (!path || zx)
+		rp_read_wait(fs->rp, zx);
+	return st_rbegin(fs->env, r);
+}
+
 /*
  * Read the node P stands for into N inside a new snapshot *R (caller ends it with st_rend on 0).
  * -ENOENT when the node is gone or is another node now (deleted and re-created), or its kind
  * changed (a file node that got children is another inode, a directory).
  */
-static int fs__read(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r, struct zt_node *n)
+static int fs__read_at(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r,
+		      struct zt_node *n, int wait)
 {
-	int rv = st_rbegin(fs->env, r);
+	int rv = fs__rbegin(fs, wait ? p->node : FS__NOWAIT, r);
 
 	if (rv != 0)
 		return rv;
@@ -308,6 +334,11 @@ static int fs__read(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r, 
 	if (rv != 0)
 		st_rend(*r);
 	return rv;
+}
+
+static int fs__read(struct fs *fs, const struct fs__pin *p, struct st_rtxn **r, struct zt_node *n)
+{
+	return fs__read_at(fs, p, r, n, 1);
 }
 
 static struct timespec fs__ms(int64_t ms)
@@ -465,9 +496,12 @@ static int fs__outcome(int status, const struct zt_result *res, uint32_t nres)
  * session_timeout_ms= (negotiated), sessions_expired= (epochs lost to expiry). Like snprintf. */
 static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 {
-	int n = rp_status(fs->rp, buf, cap), m;
+	int n, m;
 	int64_t base;
 	uint64_t expired;
+
+	rp_read_wait(fs->rp, 0); /* applied= covers every write answered here */
+	n = rp_status(fs->rp, buf, cap);
 
 	if (n < 0)
 		return n;
@@ -915,7 +949,7 @@ static void fs__inval_inode_run(struct fs__job *job)
 		struct zt_node node;
 		int changed = 0;
 
-		if (st_rbegin(fs->env, &r) == 0) {
+		if (fs__rbegin(fs, iv->path, &r) == 0) {
 			changed = zt_get(r, iv->path, &node) == 0 &&
 				  (int)fs__node_kind(iv->path, &node) != kind;
 			st_rend(r);
@@ -1101,6 +1135,14 @@ void fs_on_change(void *arg, const struct zt_change *ch)
 
 	if (!atomic_load(&fs->attached))
 		return;
+	{
+		_Atomic uint64_t *sh = &fs->shown[fs__eseq_slot(ch->path)];
+		uint64_t old = atomic_load(sh);
+
+		/* the apply thread alone writes it */
+		if (ch->zxid > old)
+			atomic_store(sh, ch->zxid);
+	}
 	fs__watch_change(fs, ch);
 	switch (ch->type) {
 	case ZT_NODE_DATA_CHANGED:
@@ -1292,7 +1334,7 @@ static int fs__sess_alive(struct fs *fs, int64_t base)
 {
 	struct zt_session z;
 	struct st_rtxn *r;
-	int rv = st_rbegin(fs->env, &r);
+	int rv = fs__rbegin(fs, NULL, &r);
 
 	if (rv != 0)
 		return 1;
@@ -1510,7 +1552,7 @@ static void fs__watch_recheck(struct fs *fs)
 {
 	struct st_rtxn *r;
 
-	if (st_rbegin(fs->env, &r) != 0) {
+	if (fs__rbegin(fs, NULL, &r) != 0) {
 		fs_warn("watches not re-checked after a change of the root: no read snapshot");
 		return;
 	}
@@ -1638,7 +1680,7 @@ static int fs__watch_open(struct fs *fs, const struct fs__pin *p, struct fs__fh 
 		struct st_rtxn *r;
 		struct zt_node n;
 
-		if (st_rbegin(fs->env, &r) == 0) {
+		if (fs__rbegin(fs, w->path, &r) == 0) {
 			if (zt_get(r, w->path, &n) == 0) {
 				w->existed = 1;
 				w->czxid = n.stat.czxid;
@@ -2146,6 +2188,7 @@ struct fs__nctx {
 	int32_t version; /* unlink, rmdir: the expected version (-1: none) */
 	int retry;	 /* ... and it was the re-armed one */
 	uint64_t eseq0;	 /* create, mknod, mkdir: fs__eseq(path) before submitting */
+	struct fs__job job; /* create of an existing name: fs__create_existing_run */
 	char path[FS__PATH_CAP];
 	char path2[FS__PATH_CAP];
 };
@@ -2164,7 +2207,7 @@ static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
 	struct zt_node n;
 	struct fs__inode *in;
 	uint64_t seq0 = fs__eseq(fs, c->path);
-	int rv = st_rbegin(fs->env, &r);
+	int rv = fs__rbegin(fs, c->path, &r);
 
 	if (rv != 0)
 		return rv;
@@ -2199,6 +2242,39 @@ static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
 out:
 	st_rend(r);
 	return rv;
+}
+
+/* The reply to a create, mknod or mkdir (IN and E: the entry, when ERR is 0); frees C. */
+static void fs__create_reply(struct fs__nctx *c, int err, struct fs__inode *in,
+			     const struct fuse_entry_param *e)
+{
+	if (err != 0) {
+		if (c->fh)
+			fs__fh_free(c->fh);
+		fuse_reply_err(c->req, -err);
+	} else if (c->op == FS__N_CREATE) {
+		c->fh->in = in;
+		atomic_store(&c->fh->session, c->session);
+		fs__fence(c->fs, c->fh, 0); /* a replica or queue thread: must not wait */
+		c->fi.fh = (uint64_t)(uintptr_t)c->fh;
+		c->fi.direct_io = 1; /* as in fs_open */
+		c->fi.keep_cache = 1;
+		c->fi.noflush = !c->fh->trunc_pending;
+		if (fuse_reply_create(c->req, e, &c->fi) != 0)
+			fs__fh_free(c->fh);
+	} else {
+		fuse_reply_entry(c->req, e);
+	}
+	free(c);
+}
+
+static void fs__create_existing_run(struct fs__job *job)
+{
+	struct fs__nctx *c = (struct fs__nctx *)((char *)job - offsetof(struct fs__nctx, job));
+	struct fuse_entry_param e;
+	int err = fs__create_existing(c, &e);
+
+	fs__create_reply(c, err, c->fh->in, &e);
 }
 
 static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
@@ -2257,27 +2333,16 @@ static void fs__n_done(void *arg, int status, uint64_t zxid, const struct zt_res
 			}
 		} else if (err == -EEXIST && c->op == FS__N_CREATE && !(c->fi.flags & O_EXCL) &&
 			   !c->cflags) {
-			err = fs__create_existing(c, &e);
-			in = c->fh->in;
+			/* The node there may come from this very batch, which the apply thread
+			 * cannot read before its commit (rp_read_wait): open it on qinode. */
+			c->job.run = fs__create_existing_run;
+			if (fs->qstarted)
+				fs__queue_push(&fs->qinode, &c->job);
+			else
+				fs__create_existing_run(&c->job); /* stopping */
+			return;
 		}
-		if (err != 0) {
-			if (c->fh)
-				fs__fh_free(c->fh);
-			fuse_reply_err(c->req, -err);
-		} else if (c->op == FS__N_CREATE) {
-			c->fh->in = in;
-			atomic_store(&c->fh->session, c->session);
-			fs__fence(fs, c->fh, 0); /* a replica thread: must not wait */
-			c->fi.fh = (uint64_t)(uintptr_t)c->fh;
-			c->fi.direct_io = 1; /* as in fs_open */
-			c->fi.keep_cache = 1;
-			c->fi.noflush = !c->fh->trunc_pending;
-			if (fuse_reply_create(c->req, &e, &c->fi) != 0)
-				fs__fh_free(c->fh);
-		} else {
-			fuse_reply_entry(c->req, &e);
-		}
-		free(c);
+		fs__create_reply(c, err, in, &e);
 		return;
 	case FS__N_UNLINK:
 	case FS__N_RMDIR:
@@ -2429,7 +2494,7 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 	if (p.kind == FS__K_CTL && fs__mode_index(name, strlen(name)) >= 0) {
 		snprintf(path, sizeof(path), "/" FS__CTL_NAME "/%s", name);
 		kind = FS__K_MIRROR;
-		rv = st_rbegin(fs->env, &r);
+		rv = fs__rbegin(fs, "/", &r);
 		if (rv != 0)
 			goto err;
 		rv = zt_get(r, "/", &n);
@@ -2459,7 +2524,7 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 			rv = -ENOENT;
 			goto err;
 		}
-		rv = st_rbegin(fs->env, &r);
+		rv = fs__rbegin(fs, node, &r);
 		if (rv != 0)
 			goto err;
 		rv = zt_get(r, node, &n);
@@ -2540,7 +2605,7 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 		}
 		guard = path;
 		seq0 = fs__eseq(fs, guard);
-		rv = st_rbegin(fs->env, &r);
+		rv = fs__rbegin(fs, path, &r);
 		if (rv != 0)
 			goto err;
 		rv = zt_get(r, path, &n);
@@ -2938,7 +3003,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		struct st_rtxn *r;
 		struct zt_node n;
 
-		rv = st_rbegin(fs->env, &r);
+		rv = fs__rbegin(fs, c->path, &r);
 		if (rv != 0)
 			goto err;
 		rv = zt_get(r, c->path, &n);
@@ -3271,7 +3336,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs__reply_ctl_open(req, fi, fh, 0);
 		return;
 	}
-	rv = fs__read(fs, &p, &r, &n);
+	/* A truncating open for writing uses neither the data nor the version it reads (the
+	 * write commits through the log, after this client's earlier ones): it need not wait for
+	 * the commit of a change reported to this node (fs__rbegin), unless what is visible does
+	 * not show the node yet (a create of this client's, answered before its commit). */
+	rv = -ENOENT;
+	if (acc != O_RDONLY && (fi->flags & O_TRUNC))
+		rv = fs__read_at(fs, &p, &r, &n, 0);
+	if (rv == -ENOENT)
+		rv = fs__read(fs, &p, &r, &n);
 	if (rv != 0)
 		goto err;
 	if (acc == O_RDONLY) {
@@ -3493,7 +3566,7 @@ static int fs__session_empty(struct fs *fs, int64_t session)
 	uint32_t n = 0;
 	int rv;
 
-	if (st_rbegin(fs->env, &r) != 0)
+	if (fs__rbegin(fs, NULL, &r) != 0)
 		return 0;
 	rv = zt_sessions(r, (uint64_t)session, (uint64_t)session, fs__session_count_cb, &n);
 	st_rend(r);
@@ -3657,6 +3730,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 		for (size_t i = 0; i < FS__ESEQ_N; i++)
 			d->eseq0[i] = all + atomic_load(&fs->eseq[i]);
+		/* The listing carries its children's attributes (READDIRPLUS), which a change of
+		 * a child reported to this node must be in: wait for every reported change. */
+		rp_read_wait(fs->rp, 0);
 		rv = fs__read(fs, &p, &r, &n);
 		if (rv != 0)
 			goto err;
@@ -4083,7 +4159,7 @@ static int fs__sess_start(struct fs *fs)
 	uint64_t lo = (uint64_t)fs->node_id << 56;
 	struct st_rtxn *r;
 	size_t old = 0;
-	int rv = st_rbegin(fs->env, &r);
+	int rv = fs__rbegin(fs, NULL, &r);
 
 	if (rv != 0)
 		return rv;
@@ -4114,7 +4190,7 @@ int fs_attach(struct fs *fs, struct rp *rp)
 
 	fs->rp = rp;
 	fs->env = rp_env(rp);
-	rv = st_rbegin(fs->env, &r);
+	rv = fs__rbegin(fs, NULL, &r);
 	if (rv != 0)
 		return rv;
 	rv = zt_get(r, "/", &n);

@@ -229,7 +229,6 @@ struct waiter {
 	int status;
 	uint64_t zxid;
 	int err0;
-	int ryw; /* 1: the write was visible on the submitter's tree inside the callback */
 	struct st_env *env;
 	const char *path;
 	uint64_t t_done;
@@ -247,22 +246,11 @@ static void w_init(struct waiter *w, struct st_env *env, const char *path)
 static void w_cb(void *arg, int status, uint64_t zxid, const struct zt_result *res, uint32_t nres)
 {
 	struct waiter *w = arg;
-	int ryw = 0;
 
-	if (status == 0 && w->path && nres && res[0].err == 0) {
-		/* read-your-writes: the submitter's own tree already holds it */
-		struct st_rtxn *r;
-		struct zt_node nd;
-		if (st_rbegin(w->env, &r) == 0) {
-			ryw = zt_get(r, w->path, &nd) == 0 && (uint64_t)nd.stat.mzxid == zxid;
-			st_rend(r);
-		}
-	}
 	pthread_mutex_lock(&w->mu);
 	w->status = status;
 	w->zxid = zxid;
 	w->err0 = status == 0 && nres ? res[0].err : 0;
-	w->ryw = ryw;
 	w->t_done = now_ms();
 	w->done = 1;
 	pthread_cond_broadcast(&w->cv);
@@ -313,8 +301,20 @@ static int put(int i, enum zt_op_type type, const char *path, const char *data, 
 		*err = w.err0;
 	if (zxid)
 		*zxid = w.zxid;
-	if (w.status == 0 && w.err0 == 0 && type != ZT_OP_DELETE)
-		cr_assert(w.ryw, "node %d acknowledged %s before applying it", i + 1, path);
+	if (w.status == 0 && w.err0 == 0 && type != ZT_OP_DELETE) {
+		/* read-your-writes: once rp_read_wait returns, the submitter's own tree holds it
+		 * (the callback may run before the apply's commit, rp.h) */
+		struct st_rtxn *r;
+		struct zt_node nd;
+		int ryw = 0;
+
+		rp_read_wait(C.nodes[i].rp, w.zxid);
+		if (st_rbegin(w.env, &r) == 0) {
+			ryw = zt_get(r, path, &nd) == 0 && (uint64_t)nd.stat.mzxid == w.zxid;
+			st_rend(r);
+		}
+		cr_assert(ryw, "node %d acknowledged %s, not visible after rp_read_wait", i + 1, path);
+	}
 	rc = w.status;
 	w_fini(&w);
 	return rc;
@@ -729,6 +729,7 @@ Test(cluster, sync_sees_writes_made_elsewhere)
 	cr_assert_eq(w.status, 0);
 	struct st_rtxn *r;
 	struct zt_node n;
+	rp_read_wait(C.nodes[other].rp, w.zxid); /* rp.h: reads after a completion */
 	cr_assert_eq(st_rbegin(rp_env(C.nodes[other].rp), &r), 0);
 	cr_assert_eq(zt_get(r, "/s", &n), 0, "sync returned before /s was applied here");
 	z = zt_last_zxid(r);
