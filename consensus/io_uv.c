@@ -27,6 +27,7 @@
 #include "consensus/io_snap.h"
 #include "consensus/rp_paxos.h"
 #include "consensus/rp_test.h"
+#include "store/st_test.h"
 #include "store/zt_snap.h"
 
 #define RPX__SNAP_CHUNK	 ((size_t)2 << 20)
@@ -988,6 +989,7 @@ static int rpx_status(struct rp *rp, char *buf, size_t cap)
 	    __atomic_load_n(&x->applied_slot, __ATOMIC_ACQUIRE), s.snaps_sent,
 	    __atomic_load_n(&x->snaps_installed, __ATOMIC_RELAXED));
 	OUT("core_restarts=%" PRIu64 "\n", __atomic_load_n(&x->restarts, __ATOMIC_RELAXED));
+	OUT("commits=%" PRIu64 "\n", st_commits(x->env));
 	OUT("caught_up=%d\n", __atomic_load_n(&x->ready, __ATOMIC_ACQUIRE));
 	for (uint32_t i = 0; i < x->n; i++)
 		if (i != x->self)

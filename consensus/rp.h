@@ -115,7 +115,8 @@ int rp_open_local(const struct rp_config *cfg, struct rp **out);
  * After a snapshot install (the node was too far behind) on_change reports NODE_DATA_CHANGED and
  * NODE_CHILDREN_CHANGED for "/" only: the whole tree may have changed.
  * rp_status adds ballot= (round.node), chosen= and commit= (slots), applied_slot=,
- * snapshots_sent=, snapshots_installed=, core_restarts=, caught_up= (rp_read_barrier's state:
+ * snapshots_sent=, snapshots_installed=, core_restarts=, commits= (LMDB commits), caught_up=
+ * (rp_read_barrier's state:
  * 1 once reads are served), one "peer.ID=up|down" line per other
  * node; role= may also be "restarting" (the core is being recreated from disk).
  * Process-wide effect: SIGPIPE is set to SIG_IGN if its disposition is the default (a peer that
