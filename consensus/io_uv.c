@@ -692,6 +692,7 @@ static void rpx__snap_frame(struct rpx *x, uint32_t from, const uint8_t *frame, 
 		if (!j)
 			return;
 		j->a = rpx__get64(x->rcv_begin);
+		j->b = f.nrec; /* checked against what was staged (rpx__snap_end) */
 		j->zxid = rpx__get64(x->rcv_begin + 8);
 		j->next_id = rpx__get64(x->rcv_begin + 16);
 		memcpy(j->buf, x->rcv_begin + 28, j->len);

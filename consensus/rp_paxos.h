@@ -220,6 +220,7 @@ struct rpx {
 	uint64_t st_compacted;	 /* stored log deleted up to */
 	uint64_t st_taken;	 /* last compaction point reported */
 	uint64_t st_bytes;	 /* value bytes applied since st_taken */
+	uint64_t st_snap_nrec;	 /* records staged since the last RPX_J_SNAP_BEGIN */
 	int st_failed;		 /* permanently: the state could not even be reloaded */
 	uint64_t st_epoch;	 /* jobs of other epochs are dropped */
 	struct rpx_item **items; /* registered, by seq */

@@ -1250,6 +1250,7 @@ static void fs__fh_free(struct fs__fh *fh)
 		}
 		if (fh->fenced)
 			fh->in->fence--;
+		fs__it_unpinned(&fs->it, fh->in);
 		pthread_mutex_unlock(&fs->it.lock);
 		if (path[0] && fs->qstarted) /* not after fs_stop (fs_free's leftovers) */
 			fs__inval_push(fs, path, 1, 0);
@@ -2104,12 +2105,13 @@ static void fs__w_done(void *arg, int status, uint64_t zxid, const struct zt_res
 	 * .data file) is also the directory's size, which the kernel caches: reply once the
 	 * directory's attributes are dropped (inode invalidations only; a write holds no
 	 * directory lock). */
+	/* the fh first: the reply to a RELEASE lets the kernel FORGET the inode it touches */
+	if (free_fh)
+		fs__fh_free(fh);
 	if (w->kind == FS__K_DATA && w->err == 0)
 		fs__after_invals(w->fs, 0, fs__wreq_reply_cb, w);
 	else
 		fs__wreq_reply(w);
-	if (free_fh)
-		fs__fh_free(fh);
 }
 
 /* Commit a change of FH's content (write, ftruncate, flush after O_TRUNC); replies itself. */
@@ -2750,6 +2752,7 @@ struct fs__tctx {
 	struct zt_stat stat;
 	char *newbuf;
 	struct fs__inode *fin; /* the inode fenced for this truncate (see fs__fence) */
+	struct fs__job job;    /* a retry, on qinode (fs__trunc_retry_run) */
 };
 
 static void fs__trunc_reply(struct fs__tctx *t)
@@ -2805,17 +2808,27 @@ static int fs__trunc_start(struct fs__tctx *t)
 	return rv == -ESHUTDOWN ? -EIO : rv;
 }
 
+static void fs__trunc_retry_run(struct fs__job *job)
+{
+	struct fs__tctx *t = (struct fs__tctx *)((char *)job - offsetof(struct fs__tctx, job));
+
+	t->err = fs__trunc_start(t);
+	if (t->err != 0)
+		fs__trunc_reply(t);
+}
+
 static void fs__trunc_done(void *arg, int status, uint64_t zxid, const struct zt_result *res,
 			   uint32_t nres)
 {
 	struct fs__tctx *t = arg;
 
 	t->err = fs__outcome(status, res, nres);
-	if (t->err == ZT_EBADVERSION && ++t->tries < 32) {
-		/* Someone wrote in between: truncate what is there now. */
-		t->err = fs__trunc_start(t);
-		if (t->err == 0)
-			return;
+	if (t->err == ZT_EBADVERSION && ++t->tries < 32 && t->fs->qstarted) {
+		/* Someone wrote in between: truncate what is there now, read on qinode (this,
+		 * the apply thread, would read the tree before the batch that refused it). */
+		t->job.run = fs__trunc_retry_run;
+		fs__queue_push(&t->fs->qinode, &t->job);
+		return;
 	}
 	if (t->err == 0)
 		t->stat = res[0].stat;
@@ -3598,6 +3611,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			 (uint64_t)session);
 		session = 0;
 	}
+	/* Freed before anything can answer the RELEASE: once answered, the kernel may drop the
+	 * inode and FORGET it (fs__fh_free touches it), and the session's close below may be
+	 * answered on the apply thread before this one goes on. */
+	if (now)
+		fs__fh_free(fh);
 	if (session != 0) {
 		/* The last close of the file that created an ephemeral node ends its session
 		 * (the kernel sends RELEASE once no write on it is in flight). */
@@ -3616,8 +3634,6 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fs__w_submit(req, fh, FS__W_RELEASE, 0, NULL, 0);
 		return;
 	}
-	if (now)
-		fs__fh_free(fh);
 	if (req)
 		fuse_reply_err(req, 0);
 }

@@ -214,7 +214,17 @@ void fs__it_forget(struct fs__itable *tab, uint64_t ino, uint64_t n)
 		}
 	}
 	tab->n--;
-	free(in);
+	if (in->pc_open > 0 || in->fence > 0)
+		in->forgotten = 1; /* freed by the last fs__it_unpinned */
+	else
+		free(in);
+}
+
+void fs__it_unpinned(struct fs__itable *tab, struct fs__inode *in)
+{
+	(void)tab;
+	if (in && in->forgotten && in->pc_open == 0 && in->fence == 0)
+		free(in);
 }
 
 static void fs__data_path(char *out, size_t cap, const char *path)

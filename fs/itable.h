@@ -51,6 +51,8 @@ struct fs__inode {
 			       pc_mzxid went out since the last grant that dropped them */
 	int pc_inval;	    /* protected by tab->lock: a change was applied while page-cache
 			       readers were open; its invalidation waits until the last closes */
+	int forgotten;	    /* protected by tab->lock: the kernel forgot it while handles still
+			       counted in pc_open or fence were open (fs__it_forget) */
 	struct fs__inode *next_ino;  /* protected by tab->lock */
 	struct fs__inode *next_path; /* protected by tab->lock; in by_path only while attached */
 };
@@ -84,8 +86,15 @@ struct fs__inode *fs__it_find(struct fs__itable *tab, const char *path);
 struct fs__inode *fs__it_ref(struct fs__itable *tab, const char *path, enum fs__kind kind,
 			     int64_t czxid);
 
-/* The kernel forgot N lookups of INO. Frees the inode when none are left (never the root). */
+/* The kernel forgot N lookups of INO. When none are left the inode leaves the table (never the
+ * root) and is freed, or, while open handles still count in its pc_open or fence (the kernel may
+ * FORGET an inode as soon as the RELEASE of its last file is answered, before the thread that
+ * answered freed the handle), by the fs__it_unpinned that brings both to zero. */
 void fs__it_forget(struct fs__itable *tab, uint64_t ino, uint64_t n);
+
+/* IN's pc_open or fence was just lowered (tab->lock held): frees IN if it was forgotten and
+ * nothing counts in either any more. IN must not be used after. */
+void fs__it_unpinned(struct fs__itable *tab, struct fs__inode *in);
 
 /* Detach the inodes of PATH and PATH/.data (the node was deleted). */
 void fs__it_unlink(struct fs__itable *tab, const char *path);

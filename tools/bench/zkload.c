@@ -411,6 +411,22 @@ static void data_watcher(zhandle_t *zh, int type, int state, const char *path, v
 	pthread_mutex_unlock(&wmu);
 }
 
+/* A ZooKeeper call of the watch loop failed with RC: go on after a connection loss or a
+ * timeout (the client reconnects; counted in failed=), at most 100 times; otherwise stop. */
+static void watch_error(const char *what, int rc)
+{
+	static int errors;
+
+	if ((rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONMOVED) &&
+	    ++errors <= 100) {
+		atomic_fetch_add(&failed_ops, 1);
+		usleep(10000);
+		return;
+	}
+	fprintf(stderr, "zkload: watch: %s: %s\n", what, zerror(rc));
+	exit(1);
+}
+
 static void run_watch(void)
 {
 	struct client *w = &clients[nclients - 1], *c = &clients[0];
@@ -424,20 +440,35 @@ static void run_watch(void)
 		t0 = now_ns();
 		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
 		while (now_ns() < end) {
-			int len = sizeof(buf);
+			int len = sizeof(buf), rc, got;
 			uint64_t s;
+			struct timespec dl;
 
 			fired = 0;
-			if (zoo_wget(w->zh, path, data_watcher, NULL, buf, &len, NULL) != ZOK)
-				exit(1);
+			rc = zoo_wget(w->zh, path, data_watcher, NULL, buf, &len, NULL);
+			if (rc != ZOK) {
+				watch_error("wget", rc);
+				continue;
+			}
 			/* the watch is registered once wget has returned */
 			s = now_ns();
-			if (zoo_set(c->zh, path, value, size, -1) != ZOK)
-				exit(1);
+			rc = zoo_set(c->zh, path, value, size, -1);
+			if (rc != ZOK) {
+				watch_error("set", rc); /* the next round's set fires this watch */
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += 10;
 			pthread_mutex_lock(&wmu);
 			while (!fired)
-				pthread_cond_wait(&wcv, &wmu);
+				if (pthread_cond_timedwait(&wcv, &wmu, &dl) == ETIMEDOUT)
+					break;
+			got = fired;
 			pthread_mutex_unlock(&wmu);
+			if (!got) {
+				fprintf(stderr, "zkload: watch: no event 10 s after the write\n");
+				exit(1);
+			}
 			if (phase) {
 				atomic_fetch_add(&done_ops, 1);
 				sample(fired_ns - s);
