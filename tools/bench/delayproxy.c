@@ -165,8 +165,51 @@ static void start_pump(struct conn *cn, int from, int to)
 
 struct listener {
 	int fd;
+	int port;
 	int target;
 };
+
+static int listen_on(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The target is down. A peer on another machine whose process died refuses connections; a proxy
+ * that accepted them and then hung up would make clients see a live listener that drops them
+ * (ZooKeeper's election then backs off for seconds). So stop listening until the target answers
+ * again, probing it every 10 ms.
+ */
+static void wait_target(struct listener *l, const struct sockaddr_in *t)
+{
+	const struct timespec ms10 = {0, 10 * 1000 * 1000};
+
+	close(l->fd);
+	for (;;) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		int up = s >= 0 && connect(s, (const struct sockaddr *)t, sizeof(*t)) == 0;
+
+		if (s >= 0)
+			close(s);
+		if (up)
+			break;
+		nanosleep(&ms10, NULL);
+	}
+	while ((l->fd = listen_on(l->port)) < 0)
+		nanosleep(&ms10, NULL);
+}
 
 static void *accept_loop(void *arg)
 {
@@ -191,6 +234,7 @@ static void *accept_loop(void *arg)
 			if (s >= 0)
 				close(s);
 			close(c);
+			wait_target(l, &a);
 			continue;
 		}
 		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -225,20 +269,14 @@ int main(int argc, char **argv)
 	}
 	for (; i < argc; i++, n++) {
 		struct listener *l = malloc(sizeof(*l));
-		int lp, one = 1;
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
-		if (!l || sscanf(argv[i], "%d:%d", &lp, &l->target) != 2) {
+		if (!l || sscanf(argv[i], "%d:%d", &l->port, &l->target) != 2) {
 			fprintf(stderr, "qfs-delayproxy: bad pair %s (LISTEN:TARGET)\n", argv[i]);
 			return 2;
 		}
-		a.sin_port = htons((uint16_t)lp);
-		l->fd = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-		    listen(l->fd, 64) < 0) {
-			fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", lp, strerror(errno));
+		l->fd = listen_on(l->port);
+		if (l->fd < 0) {
+			fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", l->port, strerror(errno));
 			return 1;
 		}
 		if (pthread_create(&th, NULL, accept_loop, l) != 0)
