@@ -3278,6 +3278,7 @@ static void fs__unfence_in(struct fs *fs, struct fs__inode *in)
 {
 	pthread_mutex_lock(&fs->it.lock);
 	in->fence--;
+	fs__it_unpinned(&fs->it, in); /* a FORGET may have come while the fence was up */
 	pthread_mutex_unlock(&fs->it.lock);
 }
 
