@@ -7,8 +7,10 @@
  *
  *   qfs-delayproxy --delay-us D LISTEN:TARGET [LISTEN:TARGET ...]     runs until SIGTERM
  *
- * One thread per direction of each connection; it waits with ppoll (timer slack 1 µs) for either
- * new bytes or the next chunk's due time. The proxy's own cost (two extra wake-ups a hop) is part
+ * A pair's port accepts connections only while its target port is listening (serve() below), so
+ * a dead target's connections are refused as on a real network. One thread per direction of each
+ * connection; it waits with ppoll (timer slack 1 µs) for either new bytes or the next chunk's due
+ * time. The proxy's own cost (two extra wake-ups a hop) is part
  * of what it adds: tools/bench measures the round trip through it with qfsprobe tcp --via.
  */
 #include <arpa/inet.h>
@@ -164,7 +166,7 @@ static void start_pump(struct conn *cn, int from, int to)
 }
 
 struct listener {
-	int fd;
+	int fd; /* -1 while the target is not listening */
 	int port;
 	int target;
 };
@@ -174,7 +176,7 @@ static int listen_on(int port)
 	struct sockaddr_in a = {.sin_family = AF_INET,
 				.sin_port = htons((uint16_t)port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -1;
@@ -187,75 +189,110 @@ static int listen_on(int port)
 }
 
 /*
- * The target is down. A peer on another machine whose process died refuses connections; a proxy
- * that accepted them and then hung up would make clients see a live listener that drops them
- * (ZooKeeper's election then backs off for seconds). So stop listening until the target answers
- * again, probing it every 10 ms.
+ * Is a socket of this network namespace listening on local TCP port PORT? Read from
+ * /proc/net/tcp and tcp6 (state 0A), so that finding out opens no connection to the target.
  */
-static void wait_target(struct listener *l, const struct sockaddr_in *t)
+static void scan_listening(uint8_t *up /* [65536] */)
 {
-	const struct timespec ms10 = {0, 10 * 1000 * 1000};
+	static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
 
-	close(l->fd);
-	for (;;) {
-		int s = socket(AF_INET, SOCK_STREAM, 0);
-		int up = s >= 0 && connect(s, (const struct sockaddr *)t, sizeof(*t)) == 0;
+	memset(up, 0, 65536);
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		FILE *fp = fopen(files[f], "r");
+		char line[512];
 
-		if (s >= 0)
-			close(s);
-		if (up)
-			break;
-		nanosleep(&ms10, NULL);
+		if (!fp)
+			continue;
+		while (fgets(line, sizeof(line), fp)) {
+			char local[128];
+			unsigned st;
+			char *colon;
+
+			if (sscanf(line, " %*u: %127s %*s %x", local, &st) != 2 || st != 0x0A)
+				continue;
+			colon = strrchr(local, ':');
+			if (colon)
+				up[strtoul(colon + 1, NULL, 16) & 0xffff] = 1;
+		}
+		fclose(fp);
 	}
-	while ((l->fd = listen_on(l->port)) < 0)
-		nanosleep(&ms10, NULL);
 }
 
-static void *accept_loop(void *arg)
+/*
+ * One thread for every pair. A peer on another machine whose process is dead refuses
+ * connections; a proxy that accepted them and then hung up (because its own connection to the
+ * target failed) would look like a live server that drops its clients, which is not what a real
+ * network does: ZooKeeper's follower, for one, treats a connection to the new leader that opens
+ * and then ends as a failed leader and goes back to the election (seen: ~20 s failovers), where a
+ * refused one is simply retried. So each pair's port listens only while its target does, as seen
+ * every 5 ms in /proc/net/tcp: for at most 5 ms after a target dies a connection can still be
+ * accepted and then closed.
+ */
+static void serve(struct listener *ls, int n)
 {
-	struct listener *l = arg;
+	static uint8_t up[65536];
+	struct pollfd *p = calloc((size_t)n, sizeof(*p));
 	int one = 1;
 
+	if (!p)
+		abort();
 	for (;;) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons((uint16_t)l->target),
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int c = accept(l->fd, NULL, NULL), s;
+		scan_listening(up);
+		for (int i = 0; i < n; i++) {
+			struct listener *l = &ls[i];
 
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			perror("qfs-delayproxy: accept");
-			exit(1);
+			if (up[l->target] && l->fd < 0) {
+				l->fd = listen_on(l->port);
+				if (l->fd < 0)
+					fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", l->port,
+						strerror(errno));
+			} else if (!up[l->target] && l->fd >= 0) {
+				close(l->fd); /* connections still in its backlog are reset */
+				l->fd = -1;
+			}
+			p[i] = (struct pollfd){.fd = l->fd, .events = POLLIN};
 		}
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			/* the target is down: so is the proxied connection */
-			if (s >= 0)
-				close(s);
-			close(c);
-			wait_target(l, &a);
+		if (poll(p, (nfds_t)n, 5) <= 0)
 			continue;
-		}
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct conn *cn = malloc(sizeof(*cn));
+		for (int i = 0; i < n; i++) {
+			struct listener *l = &ls[i];
+			struct sockaddr_in a = {.sin_family = AF_INET,
+						.sin_port = htons((uint16_t)l->target),
+						.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+			int c, s;
 
-		if (!cn)
-			abort();
-		cn->a = c;
-		cn->b = s;
-		atomic_init(&cn->refs, 2);
-		start_pump(cn, c, s);
-		start_pump(cn, s, c);
+			if (!(p[i].revents & POLLIN))
+				continue;
+			c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				continue; /* EAGAIN, ECONNABORTED, ... */
+			s = socket(AF_INET, SOCK_STREAM, 0);
+			if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+				/* the target died since the last scan: so does this connection */
+				if (s >= 0)
+					close(s);
+				close(c);
+				continue;
+			}
+			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			struct conn *cn = malloc(sizeof(*cn));
+
+			if (!cn)
+				abort();
+			cn->a = c;
+			cn->b = s;
+			atomic_init(&cn->refs, 2);
+			start_pump(cn, c, s);
+			start_pump(cn, s, c);
+		}
 	}
-	return NULL;
 }
 
 int main(int argc, char **argv)
 {
+	struct listener *ls;
 	int i = 1, n = 0;
-	pthread_t th;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 2 && strcmp(argv[1], "--delay-us") == 0) {
@@ -267,21 +304,19 @@ int main(int argc, char **argv)
 			"usage: qfs-delayproxy --delay-us D LISTEN:TARGET [LISTEN:TARGET ...]\n");
 		return 2;
 	}
+	ls = calloc((size_t)(argc - i), sizeof(*ls));
+	if (!ls)
+		abort();
 	for (; i < argc; i++, n++) {
-		struct listener *l = malloc(sizeof(*l));
+		struct listener *l = &ls[n];
 
-		if (!l || sscanf(argv[i], "%d:%d", &l->port, &l->target) != 2) {
+		if (sscanf(argv[i], "%d:%d", &l->port, &l->target) != 2 || l->port < 1 ||
+		    l->port > 65535 || l->target < 1 || l->target > 65535) {
 			fprintf(stderr, "qfs-delayproxy: bad pair %s (LISTEN:TARGET)\n", argv[i]);
 			return 2;
 		}
-		l->fd = listen_on(l->port);
-		if (l->fd < 0) {
-			fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", l->port, strerror(errno));
-			return 1;
-		}
-		if (pthread_create(&th, NULL, accept_loop, l) != 0)
-			abort();
+		l->fd = -1;
 	}
-	pause(); /* until SIGTERM */
+	serve(ls, n); /* until SIGTERM */
 	return 0;
 }

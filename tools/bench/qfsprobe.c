@@ -160,9 +160,18 @@ static void probe_tcp(void)
 	close(ls);
 	if (via_port)
 		a.sin_port = htons((uint16_t)via_port);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		die("connect");
+	/* A delay proxy (--via) listens once it has seen our port listening: retry for 2 s. */
+	for (int tries = 0;; tries++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
+		if (errno != ECONNREFUSED || !via_port || tries >= 200)
+			die("connect");
+		close(fd);
+		usleep(10000);
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	loop("tcp-rtt", tcp_op, &fd);
 	close(fd);
