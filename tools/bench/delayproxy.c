@@ -15,7 +15,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,6 +37,7 @@
 #define CHUNK 65536
 
 static uint64_t delay_ns;
+static int verbose; /* QFS_PROXY_VERBOSE=1: log each listener opened or closed */
 
 static uint64_t now_ns(void)
 {
@@ -189,44 +194,79 @@ static int listen_on(int port)
 }
 
 /*
- * Is a socket of this network namespace listening on local TCP port PORT? Read from
- * /proc/net/tcp and tcp6 (state 0A), so that finding out opens no connection to the target.
+ * Which local TCP ports have a listening socket in this network namespace: UP[port] = 1. Asked
+ * of the kernel's socket diagnostics (netlink, listening sockets only, IPv4 and IPv6), so that
+ * finding out opens no connection to the target and costs the same however many connections
+ * (or TIME_WAIT leftovers of a reconnect storm) the machine holds (/proc/net/tcp lists every
+ * socket). 0, or -1 when the kernel could not be asked (UP is then left as it was).
  */
-static void scan_listening(uint8_t *up /* [65536] */)
+static int scan_listening(uint8_t *up /* [65536] */)
 {
-	static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	static uint8_t seen[65536];
+	static const int families[] = {AF_INET, AF_INET6};
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
-	memset(up, 0, 65536);
-	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
-		FILE *fp = fopen(files[f], "r");
-		char line[512];
+	if (fd < 0)
+		return -1;
+	memset(seen, 0, sizeof(seen));
+	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+		struct {
+			struct nlmsghdr nlh;
+			struct inet_diag_req_v2 r;
+		} req = {
+		    .nlh = {.nlmsg_len = sizeof(req),
+			    .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			    .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		    .r = {.sdiag_family = (uint8_t)families[f],
+			  .sdiag_protocol = IPPROTO_TCP,
+			  .idiag_states = 1u << 10 /* TCP_LISTEN */},
+		};
+		int done = 0;
 
-		if (!fp)
-			continue;
-		while (fgets(line, sizeof(line), fp)) {
-			char local[128];
-			unsigned st;
-			char *colon;
-
-			if (sscanf(line, " %*u: %127s %*s %x", local, &st) != 2 || st != 0x0A)
-				continue;
-			colon = strrchr(local, ':');
-			if (colon)
-				up[strtoul(colon + 1, NULL, 16) & 0xffff] = 1;
+		if (send(fd, &req, sizeof(req), 0) != (ssize_t)sizeof(req)) {
+			close(fd);
+			return -1;
 		}
-		fclose(fp);
+		while (!done) {
+			static char buf[32768];
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(fd);
+				return -1;
+			}
+			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+			     h = NLMSG_NEXT(h, n)) {
+				if (h->nlmsg_type == NLMSG_DONE) {
+					done = 1;
+					break;
+				}
+				if (h->nlmsg_type == NLMSG_ERROR) {
+					close(fd);
+					return -1;
+				}
+				const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+				seen[ntohs(m->id.idiag_sport)] = 1;
+			}
+		}
 	}
+	close(fd);
+	memcpy(up, seen, sizeof(seen));
+	return 0;
 }
 
 /*
- * One thread for every pair. A peer on another machine whose process is dead refuses
+ * One thread serves every pair's port. A peer on another machine whose process is dead refuses
  * connections; a proxy that accepted them and then hung up (because its own connection to the
  * target failed) would look like a live server that drops its clients, which is not what a real
  * network does: ZooKeeper's follower, for one, treats a connection to the new leader that opens
  * and then ends as a failed leader and goes back to the election (seen: ~20 s failovers), where a
- * refused one is simply retried. So each pair's port listens only while its target does, as seen
- * every 5 ms in /proc/net/tcp: for at most 5 ms after a target dies a connection can still be
- * accepted and then closed.
+ * refused one is simply retried. So each pair's port listens only while its target does, as the
+ * kernel reports every 5 ms (scan_listening): for at most 5 ms after a target dies a connection
+ * can still be accepted and then closed.
  */
 static void serve(struct listener *ls, int n)
 {
@@ -237,7 +277,9 @@ static void serve(struct listener *ls, int n)
 	if (!p)
 		abort();
 	for (;;) {
-		scan_listening(up);
+		if (scan_listening(up) != 0)
+			fprintf(stderr, "qfs-delayproxy: cannot list listening sockets: %s\n",
+				strerror(errno));
 		for (int i = 0; i < n; i++) {
 			struct listener *l = &ls[i];
 
@@ -246,9 +288,15 @@ static void serve(struct listener *ls, int n)
 				if (l->fd < 0)
 					fprintf(stderr, "qfs-delayproxy: listen %d: %s\n", l->port,
 						strerror(errno));
+				else if (verbose)
+					fprintf(stderr, "qfs-delayproxy: %" PRIu64 " ms: %d open\n",
+						now_ns() / 1000000, l->port);
 			} else if (!up[l->target] && l->fd >= 0) {
 				close(l->fd); /* connections still in its backlog are reset */
 				l->fd = -1;
+				if (verbose)
+					fprintf(stderr, "qfs-delayproxy: %" PRIu64 " ms: %d closed\n",
+						now_ns() / 1000000, l->port);
 			}
 			p[i] = (struct pollfd){.fd = l->fd, .events = POLLIN};
 		}
@@ -295,6 +343,7 @@ int main(int argc, char **argv)
 	int i = 1, n = 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	verbose = getenv("QFS_PROXY_VERBOSE") && strcmp(getenv("QFS_PROXY_VERBOSE"), "0") != 0;
 	if (argc > 2 && strcmp(argv[1], "--delay-us") == 0) {
 		delay_ns = (uint64_t)(atof(argv[2]) * 1000.0);
 		i = 3;
