@@ -2272,7 +2272,7 @@ static void fs__create_reply(struct fs__nctx *c, int err, struct fs__inode *in,
 
 static void fs__create_existing_run(struct fs__job *job)
 {
-	struct fs__nctx *c = (struct fs__nctx *)((char *)job - offsetof(struct fs__nctx, job));
+	struct fs__nctx *c = FS__CONTAINER_OF(job, struct fs__nctx, job);
 	struct fuse_entry_param e;
 	int err = fs__create_existing(c, &e);
 
@@ -2810,7 +2810,7 @@ static int fs__trunc_start(struct fs__tctx *t)
 
 static void fs__trunc_retry_run(struct fs__job *job)
 {
-	struct fs__tctx *t = (struct fs__tctx *)((char *)job - offsetof(struct fs__tctx, job));
+	struct fs__tctx *t = FS__CONTAINER_OF(job, struct fs__tctx, job);
 
 	t->err = fs__trunc_start(t);
 	if (t->err != 0)

@@ -9,6 +9,10 @@
 #define QFS_FS_QUEUE_H
 
 #include <pthread.h>
+#include <stddef.h>
+
+/* The struct of type TYPE whose member MEMBER is at PTR (a job embedded in its context). */
+#define FS__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 struct fs__job;
 typedef void (*fs__job_cb)(struct fs__job *job);
