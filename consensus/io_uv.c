@@ -734,6 +734,15 @@ static void rpx__peer(void *arg, uint32_t id, int up)
 	rpx__log(x, RP_LOG_INFO, "peer %u %s", id, up ? "connected" : "disconnected");
 	if (x->px && !x->stopping)
 		rpx__stat_update(x);
+	if (!up && x->px && !x->stopping) {
+		int p = rpx__pxid(x, id);
+
+		if (p >= 0 && !__atomic_load_n(&x->cut[p], __ATOMIC_RELAXED)) {
+			struct px_event ev = {.type = PX_EV_PEER_DOWN, .node = (uint32_t)p};
+
+			rpx__step(x, &ev, NULL);
+		}
+	}
 }
 
 static void rpx__net_log(void *arg, enum io_net_log_level level, const char *msg)

@@ -1583,6 +1583,29 @@ static void on_prevote_reply(struct px_node *nd, const struct px_msg *m)
 		start_election(nd);
 }
 
+/*
+ * The host's connection to NODE ended. When NODE is the leader this follower follows, its process
+ * has probably died (its connections then end at once, while a partition or a paused process only
+ * goes silent): campaign after one to two heartbeats instead of a whole election timeout, and stop
+ * vouching for that leader (leader stickiness), so that the other followers, who saw its
+ * connections end too, get this node's pre-vote and promise. Only timing changes, never safety. A
+ * leader that is in fact alive (only this link broke) keeps its place: pre-vote needs a majority
+ * that no longer hears it, and its next ACCEPT or heartbeat here makes it the known leader again
+ * (set_leader, which also re-forwards the submissions waiting here; the leader drops duplicates).
+ */
+static void on_peer_down(struct px_node *nd, uint32_t node)
+{
+	uint64_t soon;
+
+	if (node >= nd->cfg.n || node == nd->cfg.id || nd->role != PX_FOLLOWER ||
+	    nd->leader != node)
+		return;
+	nd->leader = NONE; /* no longer vouched for; submissions wait for the next leader */
+	soon = nd->now + nd->cfg.heartbeat + rnd_next(nd) % (nd->cfg.heartbeat + 1);
+	if (soon < nd->election_at)
+		nd->election_at = soon;
+}
+
 static void on_submit_msg(struct px_node *nd, const struct px_msg *m)
 {
 	if (nd->role != PX_LEADER)
@@ -2138,6 +2161,9 @@ int px_step(struct px_node *nd, const struct px_event *ev, struct px_update *u)
 		break;
 	case PX_EV_SNAPSHOT_TAKEN:
 		on_snapshot_taken(nd, ev->slot, u);
+		break;
+	case PX_EV_PEER_DOWN:
+		on_peer_down(nd, ev->node);
 		break;
 	default:
 		memset(u, 0, sizeof(*u));

@@ -149,6 +149,9 @@ enum px_event_type {
 	PX_EV_SNAPSHOT_INSTALLED, /* the host installed a snapshot covering slots <= slot; filter:
 				     that snapshot's de-duplication state (may be NULL) */
 	PX_EV_SNAPSHOT_TAKEN,	  /* a durable snapshot covers slots <= slot: log below may go */
+	PX_EV_PEER_DOWN,	  /* the host's connection to node `node` ended (a killed process's
+				     connections end at once; a partition only goes silent): if it
+				     is the leader followed, campaign soon (see on_peer_down) */
 };
 
 struct px_event {
@@ -163,6 +166,7 @@ struct px_event {
 		const struct px_msg *msg;
 		uint64_t seq;
 		uint64_t slot;
+		uint32_t node; /* PX_EV_PEER_DOWN */
 		struct {
 			const struct px_sub *subs;
 			uint32_t nsubs;

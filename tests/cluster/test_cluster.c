@@ -1217,7 +1217,10 @@ Test(cluster, a_failed_commit_restarts_that_node_from_disk)
 	wait_converged(10000);
 	cr_assert_eq(st_fault_set(rp_env(C.nodes[bad].rp), ST_FAULT_COMMIT, 1, -EIO), 0);
 	int rc = put(bad, ZT_OP_CREATE, "/bad", "x", NULL, NULL);
-	cr_assert(rc == -EIO || rc == -ETIMEDOUT, "got %d", rc);
+	/* Fails, unless a commit of the node's own (an apply, a hint) met the fault first and the
+	 * node had already restarted from disk when this write came (seen on a loaded machine). */
+	cr_assert(rc == -EIO || rc == -ETIMEDOUT || (rc == 0 && stat_num(bad, "core_restarts") >= 1),
+		  "got %d", rc);
 	create_ok(good, "/still", "1");
 	uint64_t end = now_ms() + 10000;
 	while (stat_num(bad, "core_restarts") < 1)

@@ -76,7 +76,7 @@ static uint64_t vhash(const uint8_t *p, uint32_t len)
 
 /* ---- events ---- */
 
-enum { E_MSG = 1, E_PERSIST, E_SNAP };
+enum { E_MSG = 1, E_PERSIST, E_SNAP, E_DOWN };
 
 struct snap {
 	uint64_t slot;
@@ -632,6 +632,7 @@ static void net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *b
 
 static void step(struct sim *s, uint32_t i, const struct px_event *ev);
 static void boot_node(struct sim *s, uint32_t i);
+static void on_down(struct sim *s, const struct event *e);
 
 static void take_snapshot(struct sim *s, uint32_t i)
 {
@@ -1178,6 +1179,9 @@ int sim_run_until(struct sim *s, uint64_t t)
 			case E_SNAP:
 				on_snap(s, &e);
 				break;
+			case E_DOWN:
+				on_down(s, &e);
+				break;
 			}
 			event_free(&e);
 		} else if (bn != NONE) {
@@ -1249,6 +1253,37 @@ void sim_crash(struct sim *s, uint32_t i)
 				s->st.unknown++;
 			}
 	}
+}
+
+/* The end of a killed node's connection reaches each peer after the bytes it had sent (TCP). */
+void sim_kill(struct sim *s, uint32_t i)
+{
+	if (!s->nodes[i].up)
+		return;
+	sim_crash(s, i);
+	for (uint32_t j = 0; j < s->cfg.n; j++) {
+		struct event e = {.type = E_DOWN, .from = i, .to = j, .boot = s->nodes[j].boot};
+
+		if (j == i || !s->nodes[j].up)
+			continue;
+		e.at = s->now;
+		for (uint32_t k = 0; k < s->nheap; k++)
+			if (s->heap[k].type == E_MSG && s->heap[k].from == i && s->heap[k].to == j &&
+			    s->heap[k].at > e.at)
+				e.at = s->heap[k].at;
+		heap_push(s, e);
+	}
+}
+
+static void on_down(struct sim *s, const struct event *e)
+{
+	struct px_event ev = {.type = PX_EV_PEER_DOWN, .now = s->now, .node = e->from};
+
+	if (!s->nodes[e->to].up || s->nodes[e->to].boot != e->boot)
+		return;
+	trace(s, "node %u: connection to %u lost", e->to, e->from);
+	ev.rand = rnd(s);
+	step(s, e->to, &ev);
 }
 
 void sim_restart(struct sim *s, uint32_t i, bool wipe)
@@ -1555,10 +1590,14 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 			if (churn && rnd(s) % 2 && sim_leader(s) != NONE)
 				x = sim_leader(s);
 			if (s->nodes[x].up) {
-				if (rnd(s) % 2)
+				uint64_t how = rnd(s) % 4;
+
+				if (how < 2)
 					sim_crash_after_persist(s, x);
-				else
+				else if (how == 2)
 					sim_crash(s, x);
+				else
+					sim_kill(s, x); /* the others see its connections end */
 			}
 		} else {
 			if (!s->nodes[x].up) {

@@ -63,6 +63,9 @@ void sim_isolate(struct sim *s, uint32_t node, bool in, bool out);
 void sim_heal(struct sim *s); /* all links up, no drops/dups/slow messages from now on */
 void sim_set_faults(struct sim *s, uint32_t drop, uint32_t dup, uint32_t slow);
 void sim_crash(struct sim *s, uint32_t node);
+/* kill -9 of NODE's process on a live machine: a crash, and every other node's host sees its
+ * connection to NODE end at once (PX_EV_PEER_DOWN). */
+void sim_kill(struct sim *s, uint32_t node);
 void sim_restart(struct sim *s, uint32_t node, bool wipe); /* wipe: empty disk */
 /* Crash NODE at the moment its next persistence completes, before anything is sent. */
 void sim_crash_after_persist(struct sim *s, uint32_t node);

@@ -191,6 +191,54 @@ Test(px_node, prevote)
 	px_free(nd);
 }
 
+static void peer_down(struct px_node *nd, uint32_t node, uint64_t now, struct px_update *u)
+{
+	struct px_event ev = {.type = PX_EV_PEER_DOWN, .now = now, .node = node};
+	cr_assert_eq(px_step(nd, &ev, u), 0);
+}
+
+/* The connection to the followed leader ends (its process was killed): the follower campaigns
+ * within two heartbeats instead of an election timeout, and no longer refuses pre-votes on the
+ * dead leader's behalf. The end of another peer's connection changes nothing. */
+Test(px_node, leader_connection_lost)
+{
+	struct px_node *nd = mk(1, 3, true);
+	struct px_update u;
+	struct px_msg acc = {.type = PX_MSG_ACCEPT, .from = 0, .to = 1, .ballot = B(1, 0)};
+	struct px_msg pv = {.type = PX_MSG_PREVOTE, .from = 2, .to = 1, .ballot = B(2, 2)};
+	const struct px_out *o;
+	uint64_t before;
+
+	recv(nd, &acc, 10, &u);
+	before = u.deadline;
+	cr_assert_geq(before, 10 + 100, "the election timeout: at least 100 after the leader");
+	peer_down(nd, 2, 12, &u);
+	cr_assert_eq(u.deadline, before, "not the leader: nothing changes");
+	recv(nd, &pv, 13, &u);
+	o = find(&u, PX_MSG_PREVOTE_REPLY, 2);
+	cr_assert(o && o->msg.aux == 0, "the leader was heard 3 ago: refused");
+
+	peer_down(nd, 0, 14, &u);
+	cr_assert_leq(u.deadline, 14 + 2 * 10, "campaign within two heartbeats");
+	cr_assert_geq(u.deadline, 14 + 10, "but not at once (jitter among the followers)");
+	recv(nd, &pv, 15, &u);
+	o = find(&u, PX_MSG_PREVOTE_REPLY, 2);
+	cr_assert(o && o->msg.aux == 1, "the dead leader is not vouched for any more");
+	{
+		struct px_event ev = {.type = PX_EV_TICK, .now = u.deadline};
+		cr_assert_eq(px_step(nd, &ev, &u), 0);
+		cr_assert_not_null(find(&u, PX_MSG_PREVOTE, 0), "it campaigns at its deadline");
+		cr_assert_not_null(find(&u, PX_MSG_PREVOTE, 2));
+	}
+	/* a leader that is in fact alive: its next ACCEPT restores stickiness */
+	acc.ballot = B(1, 0);
+	recv(nd, &acc, 40, &u);
+	recv(nd, &pv, 41, &u);
+	o = find(&u, PX_MSG_PREVOTE_REPLY, 2);
+	cr_assert(o && o->msg.aux == 0, "the leader is heard again: refused");
+	px_free(nd);
+}
+
 /* P2c: the new leader re-proposes, per slot, the value of the highest ballot reported by the
  * majority, fills holes with no-ops, and proposes new values only after them. */
 Test(px_node, new_leader_reproposes)

@@ -454,3 +454,54 @@ Test(px_traps, fifo_trap_springs_without_the_gap_rule)
 		     SEEDS);
 }
 #endif
+
+/* A leader killed on a live machine: its peers see their connections to it end (sim_kill) and the
+ * next leader is in place before a single election timeout could even have passed; killed the
+ * silent way (sim_crash: a dead machine, or a partition) it takes at least most of one. Every
+ * operation still commits once either way. */
+static uint64_t failover_ms(uint32_t n, uint64_t seed, bool kill)
+{
+	struct sim *s = mk(n, seed);
+	uint32_t l, l2;
+	uint64_t t0, took;
+
+	run(s, 300, seed);
+	l = wait_leader(s, NONE, 2000, seed);
+	cr_assert_neq(l, NONE, "seed %llu: no first leader", (unsigned long long)seed);
+	for (uint32_t i = 0; i < n; i++)
+		sim_submit(s, i, 2);
+	run(s, 50, seed);
+	t0 = sim_now(s);
+	if (kill)
+		sim_kill(s, l);
+	else
+		sim_crash(s, l);
+	for (uint32_t i = 0; i < n; i++)
+		if (i != l)
+			sim_submit(s, i, 2);
+	l2 = wait_leader(s, l, 2000, seed);
+	cr_assert_neq(l2, NONE, "seed %llu: no new leader", (unsigned long long)seed);
+	took = sim_now(s) - t0;
+	sim_restart(s, l, false);
+	sim_heal(s);
+	live(s, seed);
+	sim_free(s);
+	return took;
+}
+
+Test(px_traps, killed_leader_replaced_fast)
+{
+	for (uint32_t n = 3; n <= 5; n += 2) {
+		for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+			struct sim_cfg cfg;
+			uint64_t k = failover_ms(n, seed, true), c = failover_ms(n, seed, false);
+
+			sim_cfg_default(&cfg, n);
+			cr_assert_lt(k, cfg.election, "n=%u seed %llu: killed leader replaced in %llu ms",
+				     n, (unsigned long long)seed, (unsigned long long)k);
+			cr_assert_geq(c + cfg.heartbeat, cfg.election,
+				      "n=%u seed %llu: a silent crash cannot be noticed before a timeout "
+				      "(%llu ms)", n, (unsigned long long)seed, (unsigned long long)c);
+		}
+	}
+}
