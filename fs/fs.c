@@ -2262,6 +2262,9 @@ static void fs__create_reply(struct fs__nctx *c, int err, struct fs__inode *in,
 		c->fi.direct_io = 1; /* as in fs_open */
 		c->fi.keep_cache = 1;
 		c->fi.noflush = !c->fh->trunc_pending;
+		if (c->session)
+			fs_debug("create of %s answered (session 0x%" PRIx64 ", handle %p)", c->path,
+				 (uint64_t)c->session, (void *)c->fh);
 		if (fuse_reply_create(c->req, e, &c->fi) != 0)
 			fs__fh_free(c->fh);
 	} else {
@@ -2514,6 +2517,7 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 		rv = fs__path_join(path, sizeof(path), p.path, name);
 		if (rv == 0)
 			rv = fs__path_join(node, sizeof(node), p.node, name);
+		fs_debug("lookup of %s (pid %d)", path, (int)fuse_req_ctx(req)->pid);
 		if (rv == 0 && fs__modes[p.mode].watch && strcmp(name, FS__DATA_NAME) == 0) {
 			/* DIR/.data: the watch file of the directory node itself */
 			kind = FS__K_WATCH;
@@ -3294,6 +3298,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (rv != 0)
 		goto err;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		fs_debug("open of %s for writing (pid %d)", p.path, (int)fuse_req_ctx(req)->pid);
 	if (p.kind == FS__K_DIR || p.kind == FS__K_CTL || p.kind == FS__K_MIRROR) {
 		rv = -EISDIR;
 		goto err;
@@ -3607,6 +3613,9 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
 	}
+	if (session != 0)
+		fs_debug("release of handle %p of session 0x%" PRIx64 " (pid %d)", (void *)fh,
+			 (uint64_t)session, (int)fuse_req_ctx(req)->pid);
 	if (session != 0 && fh->type == FS__FH_NODE && fs__session_empty(fs__of(req), session)) {
 		fs_debug("session 0x%" PRIx64 " owns nothing: closed without a commit",
 			 (uint64_t)session);
