@@ -3543,6 +3543,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, -ZT_ESESSIONEXPIRED);
 		return;
 	}
+	fs_debug("write of %zu bytes at %jd through handle %p (pid %d)", size, (intmax_t)off,
+		 (void *)fh, (int)fuse_req_ctx(req)->pid);
 	fs__w_submit(req, fh, FS__W_WRITE, off, buf, size);
 }
 
@@ -3613,9 +3615,10 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
 	}
-	if (session != 0)
-		fs_debug("release of handle %p of session 0x%" PRIx64 " (pid %d)", (void *)fh,
-			 (uint64_t)session, (int)fuse_req_ctx(req)->pid);
+	if (fh && fh->type == FS__FH_NODE)
+		fs_debug("release of handle %p of session 0x%" PRIx64 " (pid %d, flags 0%o)",
+			 (void *)fh, (uint64_t)session, (int)fuse_req_ctx(req)->pid,
+			 (unsigned)fi->flags);
 	if (session != 0 && fh->type == FS__FH_NODE && fs__session_empty(fs__of(req), session)) {
 		fs_debug("session 0x%" PRIx64 " owns nothing: closed without a commit",
 			 (uint64_t)session);

@@ -91,6 +91,29 @@ cl_start_all() {
 # cl_term K: SIGTERM node K, wait for it to exit and unmount.
 cl_term() { stop_pid "${CL_PID[$1]}" "$T/m$1"; }
 
+# cl_stopped PID: no thread of PID can run its own code: each is stopped (T), or inside an
+# uninterruptible system call (D), at whose end it stops.
+cl_stopped() {
+	local f k v st
+	for f in /proc/"$1"/task/*/status; do
+		st=
+		while read -r k v _; do
+			if [[ $k == State: ]]; then st=$v; break; fi
+		done <"$f"
+		[[ $st == T || $st == D ]] || return 1
+	done
+}
+
+# cl_freeze K...: SIGSTOP nodes K..., and wait until each is stopped. kill(2) returns before a
+# multi-threaded process has stopped: one of its threads must first run to start the group stop,
+# and meanwhile the others go on (on a loaded machine a frozen leader committed a write 1 ms
+# after kill returned: FAULTS.md, Found 10).
+cl_freeze() {
+	local k
+	for k in "$@"; do kill -STOP "${CL_PID[$k]}"; done
+	for k in "$@"; do wait_for 5 cl_stopped "${CL_PID[$k]}" || return 1; done
+}
+
 # cl_kill9 K: SIGKILL node K, wait for it, detach its dead mount.
 cl_kill9() {
 	local p=${CL_PID[$1]}

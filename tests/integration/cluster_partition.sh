@@ -38,7 +38,7 @@ for role in follower leader; do
 	v0=$(ver "$T/m$M/w$round")
 	cl_sync "$M" >/dev/null
 	ls "$T/m$M" >/dev/null
-	kill -STOP "${CL_PID[$O1]}" "${CL_PID[$O2]}"
+	cl_freeze "$O1" "$O2" || fail "nodes $O1 and $O2 did not stop"
 
 	check "write(2) in the minority fails with ETIMEDOUT/EIO in 2..8 s" \
 		failed_in 1500 8000 "$T/err" bash -c "echo minority >'$T/m$M/w$round'"

@@ -20,7 +20,7 @@ echo holder >&9
 check "the ephemeral is seen on node $O" wait_for 10 exists_on "$O"
 E0=$(cl_status "$H" session_epoch)
 
-kill -STOP "${CL_PID[$L]}" "${CL_PID[$O]}"
+cl_freeze "$L" "$O" || fail "nodes $L and $O did not stop"
 exec 9>&- # the close is submitted, and times out: no majority
 retrying() { grep -q "closing session .* (outcome unknown: will retry)" "$T/d$H.log"; }
 check "node $H's close times out and is to be retried" wait_for 20 retrying

@@ -49,7 +49,7 @@ ls -lR "$T/m$S/b" >/dev/null
 for i in $(seq 1 20); do cat "$T/m$S/b/f$i" >/dev/null; ver "$T/m$S/b/f$i" >/dev/null; done
 eq "node $S sees b/f7 before the freeze" "$(cat "$T/m$S/b/f7"):$(ver "$T/m$S/b/f7")" "old7:1"
 installed=$(cl_status "$S" snapshots_installed)
-kill -STOP "${CL_PID[$S]}"
+cl_freeze "$S" || fail "node $S did not stop"
 # Past a compaction, and more bytes than the socket buffers toward the frozen node hold (16 MiB
 # in 64 writes of one node), so that most of it waits in the leader's queue; then abort every
 # peer connection (ss -K): what was queued is lost and, once continued, the node is behind the

@@ -64,7 +64,7 @@ fi
 O=$((H % 3 + 1))
 P=$(((H + 1) % 3 + 1))
 ts=$(now_ms)
-kill -STOP "${CL_PID[$H]}"
+cl_freeze "$H" || fail "node $H did not stop"
 if wait_for 20 missing_on "$O" && wait_for 5 missing_on "$P"; then
 	took=$(elapsed_since "$ts")
 	ok "the ephemeral of frozen node $H disappeared on nodes $O and $P ${took} ms after SIGSTOP (timeout $TIMEOUT ms)"
