@@ -30,7 +30,9 @@
  *     with 5 nodes or more acceptors send
  *     their ACCEPTED to every node, and a node that holds the value it accepted at ballot B
  *     learns it chosen once a majority (its own durable record included) accepted at B.
- *   - A follower that hears no leader for a randomised election timeout campaigns. While a live
+ *   - A follower that hears no leader for a randomised election timeout campaigns; one whose host
+ *     reports that its connection to the leader ended (PX_EV_PEER_DOWN) campaigns after one to
+ *     two heartbeats. While a live
  *     leader is heard, followers (and a leader that hears a majority) ignore other candidacies. A
  *     leader that sees a higher ballot, or that has not heard from a majority for an election
  *     timeout (check-quorum), steps down.
