@@ -2517,7 +2517,6 @@ static void fs__lookup_locked(fuse_req_t req, fuse_ino_t parent, const char *nam
 		rv = fs__path_join(path, sizeof(path), p.path, name);
 		if (rv == 0)
 			rv = fs__path_join(node, sizeof(node), p.node, name);
-		fs_debug("lookup of %s (pid %d)", path, (int)fuse_req_ctx(req)->pid);
 		if (rv == 0 && fs__modes[p.mode].watch && strcmp(name, FS__DATA_NAME) == 0) {
 			/* DIR/.data: the watch file of the directory node itself */
 			kind = FS__K_WATCH;
@@ -3298,8 +3297,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (rv != 0)
 		goto err;
-	if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		fs_debug("open of %s for writing (pid %d)", p.path, (int)fuse_req_ctx(req)->pid);
 	if (p.kind == FS__K_DIR || p.kind == FS__K_CTL || p.kind == FS__K_MIRROR) {
 		rv = -EISDIR;
 		goto err;
@@ -3543,8 +3540,6 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, -ZT_ESESSIONEXPIRED);
 		return;
 	}
-	fs_debug("write of %zu bytes at %jd through handle %p (pid %d)", size, (intmax_t)off,
-		 (void *)fh, (int)fuse_req_ctx(req)->pid);
 	fs__w_submit(req, fh, FS__W_WRITE, off, buf, size);
 }
 
@@ -3615,10 +3610,9 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (now && fh->type == FS__FH_SNAP)
 			now = atomic_fetch_sub(&fh->refs, 1) == 1;
 	}
-	if (fh && fh->type == FS__FH_NODE)
-		fs_debug("release of handle %p of session 0x%" PRIx64 " (pid %d, flags 0%o)",
-			 (void *)fh, (uint64_t)session, (int)fuse_req_ctx(req)->pid,
-			 (unsigned)fi->flags);
+	if (session != 0)
+		fs_debug("release of handle %p of session 0x%" PRIx64 " (pid %d)", (void *)fh,
+			 (uint64_t)session, (int)fuse_req_ctx(req)->pid);
 	if (session != 0 && fh->type == FS__FH_NODE && fs__session_empty(fs__of(req), session)) {
 		fs_debug("session 0x%" PRIx64 " owns nothing: closed without a commit",
 			 (uint64_t)session);

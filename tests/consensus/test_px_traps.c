@@ -37,6 +37,17 @@ static uint32_t wait_leader(struct sim *s, uint32_t not, uint64_t bound, uint64_
 	return NONE;
 }
 
+/* The first leader of a fresh cluster (fails the test if none within 2 s). */
+static uint32_t first_leader(struct sim *s, uint64_t seed)
+{
+	uint32_t l;
+
+	run(s, 300, seed);
+	l = wait_leader(s, NONE, 2000, seed);
+	cr_assert_neq(l, NONE, "seed %llu: no first leader", (unsigned long long)seed);
+	return l;
+}
+
 static void live(struct sim *s, uint64_t seed)
 {
 	cr_assert_eq(sim_check_live(s, 8000), 0, "seed %llu: %s", (unsigned long long)seed,
@@ -54,9 +65,7 @@ static void stale_leader(uint32_t n, bool oneway)
 		uint64_t old_ballot, applied_l, applied_l2, q0;
 		struct sim_stats st;
 
-		run(s, 300, seed);
-		l = wait_leader(s, NONE, 2000, seed);
-		cr_assert_neq(l, NONE, "seed %llu: no first leader", (unsigned long long)seed);
+		l = first_leader(s, seed);
 		for (uint32_t i = 0; i < n; i++)
 			sim_submit(s, i, 3);
 		run(s, 200, seed);
@@ -160,9 +169,7 @@ static void minority_accept(uint32_t n)
 		uint64_t q0;
 		struct sim_stats st;
 
-		run(s, 300, seed);
-		l = wait_leader(s, NONE, 2000, seed);
-		cr_assert_neq(l, NONE);
+		l = first_leader(s, seed);
 		sim_submit(s, (l + 1) % n, 2);
 		run(s, 200, seed);
 		/* its ACCEPTs reach nobody (n = 3) or one follower (n = 5) */
@@ -247,9 +254,7 @@ static bool empty_disk_trap(uint64_t seed, bool expect_safe)
 	struct sim_stats st;
 	bool sprang = false;
 
-	run(s, 300, seed);
-	a = wait_leader(s, NONE, 2000, seed);
-	cr_assert_neq(a, NONE);
+	a = first_leader(s, seed);
 	b = (a + 1) % 3;
 	c = (a + 2) % 3;
 	run(s, 100, seed);
@@ -354,9 +359,7 @@ static void leader_cut_off(uint32_t n)
 		uint64_t q0;
 		bool stepped_down = false;
 
-		run(s, 300, seed);
-		l = wait_leader(s, NONE, 2000, seed);
-		cr_assert_neq(l, NONE);
+		l = first_leader(s, seed);
 		sim_isolate(s, l, true, true);
 		q0 = sim_next_seq(s, l, 0);
 		for (int k = 0; k < 20; k++) {
@@ -405,9 +408,7 @@ static bool lost_forward(uint64_t seed, bool expect_safe)
 	uint64_t q0;
 	bool bad = false;
 
-	run(s, 300, seed);
-	l = wait_leader(s, NONE, 2000, seed);
-	cr_assert_neq(l, NONE);
+	l = first_leader(s, seed);
 	f = (l + 1) % 3;
 	run(s, 100, seed);
 	sim_link(s, f, l, false); /* f's frames to the leader are lost */
@@ -465,9 +466,7 @@ static uint64_t failover_ms(uint32_t n, uint64_t seed, bool kill)
 	uint32_t l, l2;
 	uint64_t t0, took;
 
-	run(s, 300, seed);
-	l = wait_leader(s, NONE, 2000, seed);
-	cr_assert_neq(l, NONE, "seed %llu: no first leader", (unsigned long long)seed);
+	l = first_leader(s, seed);
 	for (uint32_t i = 0; i < n; i++)
 		sim_submit(s, i, 2);
 	run(s, 50, seed);
