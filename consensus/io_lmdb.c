@@ -136,6 +136,106 @@ static int rpx__log_trim(struct rpx *x, MDB_txn *txn, uint64_t upto)
 	return st__err(rc);
 }
 
+/* ---- the acceptor log (io_wal.h) ---- */
+
+struct rpx__replay {
+	struct rpx *x;
+	MDB_txn *txn;
+	uint64_t compacted;
+};
+
+/* Write one record's acceptor records (rpx__persist's, in its encoding) into the transaction. */
+static int rpx__replay_cb(void *arg, uint64_t txnid, const uint8_t *p, size_t len)
+{
+	struct rpx__replay *r = arg;
+	const uint8_t *end = p + len;
+	unsigned char kb[8];
+	int rc = 0;
+
+	(void)txnid;
+	while (rc == 0 && p < end) {
+		switch (*p) {
+		case 'P':
+			if (end - p < 9)
+				return -EIO;
+			rc = rpx__put(r->txn, r->x->db_meta, "promised", p + 1, 8);
+			p += 9;
+			break;
+		case 'I': {
+			uint8_t one = 1;
+			rc = rpx__put(r->txn, r->x->db_meta, "init", &one, 1);
+			p += 1;
+			break;
+		}
+		case 'E': {
+			uint64_t slot;
+			uint32_t elen;
+			if (end - p < 25)
+				return -EIO;
+			memcpy(&slot, p + 1, 8);
+			memcpy(&elen, p + 21, 4);
+			if ((size_t)(end - p - 25) < elen)
+				return -EIO;
+			if (slot > r->compacted) {
+				MDB_val k = {8, kb}, v = {12 + (size_t)elen, NULL};
+				rpx__be64(kb, slot);
+				rc = st__err(mdb_put(r->txn, r->x->db_log, &k, &v, MDB_RESERVE));
+				if (rc == 0) {
+					memcpy(v.mv_data, p + 9, 12); /* ballot, flags */
+					if (elen)
+						memcpy((char *)v.mv_data + 12, p + 25, elen);
+				}
+			}
+			p += 25 + (size_t)elen;
+			break;
+		}
+		default:
+			return -EIO; /* a record that passed its checksum but is not ours */
+		}
+	}
+	return rc;
+}
+
+/*
+ * Inside write transaction TXN (the first of a start or of a reload): write again the log's
+ * records that LMDB lost (an OS crash undid their lazy commits, or their commit failed). The
+ * caller commits in full, then resets the log. 0, -EIO, -ENOMEM, an LMDB error.
+ */
+static int rpx__wal_replay(struct rpx *x, MDB_txn *txn)
+{
+	struct rpx__replay r = {x, txn, 0};
+	uint64_t before = __atomic_load_n(&x->wal.replayed, __ATOMIC_RELAXED);
+	int rc = rpx__get(txn, x->db_meta, "compacted", &r.compacted, 8);
+
+	if (rc && rc != -ENOENT)
+		return rc;
+	rc = rpx_wal_replay(&x->wal, (uint64_t)mdb_txn_id(txn) - 1, rpx__replay_cb, &r);
+	if (rc == 0 && x->wal.replayed != before)
+		rpx__log(x, RP_LOG_WARN,
+			 "acceptor log: %" PRIu64 " record(s) the database had lost written again",
+			 x->wal.replayed - before);
+	return rc;
+}
+
+/* A reload of the state (rpx__reboot): replay the log in a full commit of its own. */
+static int rpx__wal_recover(struct rpx *x)
+{
+	struct st_wtxn *w;
+	int rc = st_wbegin(x->env, &w);
+
+	if (rc)
+		return rc;
+	rc = rpx__wal_replay(x, w->txn);
+	if (rc) {
+		st_wabort(w);
+		return rc;
+	}
+	rc = st_wcommit(w);
+	if (rc == 0)
+		rpx_wal_reset(&x->wal);
+	return rc;
+}
+
 /* ---- boot ---- */
 
 int rpx__read_state(struct rpx *x, struct st_rtxn *r, struct px_boot *boot, struct px_entry **ents,
@@ -250,6 +350,8 @@ int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8
 	rc = st__dbi_open(w, "px_meta", MDB_CREATE, &x->db_meta);
 	if (rc == 0)
 		rc = st__dbi_open(w, "px_log", MDB_CREATE, &x->db_log);
+	if (rc == 0)
+		rc = rpx__wal_replay(x, w->txn); /* before anything reads the acceptor state */
 	if (rc)
 		goto err;
 	rc = rpx__get(w->txn, x->db_meta, "init", &init, 1);
@@ -330,6 +432,7 @@ int rpx__load(struct rpx *x, struct px_boot *boot, struct px_entry **ents, uint8
 	w = NULL;
 	if (rc)
 		goto err;
+	rpx_wal_reset(&x->wal);
 
 	rc = st_rbegin(x->env, &r);
 	if (rc)
@@ -581,11 +684,16 @@ static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *
 	unsigned char kb[8];
 	int rc = 0;
 
-	if (j->flags & RPX_P_PROMISE)
+	if (j->flags & RPX_P_PROMISE) {
 		rc = rpx__put(w->txn, x->db_meta, "promised", &j->promised, 8);
+		if (rc == 0 && x->wal_build)
+			rc = rpx_wal_add(&x->wal, "P", 1, &j->promised, 8);
+	}
 	if (rc == 0 && (j->flags & RPX_P_INIT)) {
 		uint8_t one = 1;
 		rc = rpx__put(w->txn, x->db_meta, "init", &one, 1);
+		if (rc == 0 && x->wal_build)
+			rc = rpx_wal_add(&x->wal, "I", 1, NULL, 0);
 	}
 	if (rc == 0 && (j->flags & RPX_P_COMMIT))
 		rc = rpx__put(w->txn, x->db_meta, "commit", &j->commit, 8);
@@ -594,6 +702,17 @@ static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *
 		MDB_val k = {8, kb}, v = {12 + (size_t)e->len, NULL};
 		if (e->slot <= x->st_compacted)
 			continue;
+		if (x->wal_build) {
+			uint8_t h[1 + 8 + 8 + 4 + 4];
+			h[0] = 'E';
+			memcpy(h + 1, &e->slot, 8);
+			memcpy(h + 9, &e->ballot, 8);
+			memcpy(h + 17, &e->flags, 4);
+			memcpy(h + 21, &e->len, 4);
+			rc = rpx_wal_add(&x->wal, h, sizeof h, e->data, e->len);
+			if (rc)
+				break;
+		}
 		rpx__be64(kb, e->slot);
 		rc = st__fault_put(x->env);
 		if (rc == 0)
@@ -776,7 +895,9 @@ static void rpx__reboot(struct rpx *x, int status)
 	x->st_epoch++;
 	for (int tries = 0; tries < 50; tries++) { /* e.g. -ENOMEM may pass */
 		struct timespec pause = {0, 20 * 1000 * 1000};
-		rc = st_rbegin(x->env, &r);
+		rc = rpx__wal_recover(x);
+		if (rc == 0)
+			rc = st_rbegin(x->env, &r);
 		if (rc == 0) {
 			rc = rpx__read_state(x, r, &boot, &ents, &arena, &f, &zxid);
 			st_rend(r);
@@ -836,6 +957,37 @@ static int rpx__lazy_ok(const struct rpx_job *jobs)
 	return 1;
 }
 
+/*
+ * Whether JOBS, which hold acceptor records, may make them durable through the acceptor log
+ * (io_wal.h: one flush) and then share a lazy commit: when they are only persists, applies, acks
+ * and registers. Snapshots, compaction and the rest take a full commit (which resets the log).
+ */
+static int rpx__wal_ok(const struct rpx *x, const struct rpx_job *jobs)
+{
+	if (x->wal.fd < 0)
+		return 0;
+	for (const struct rpx_job *j = jobs; j; j = j->next)
+		if (j->type != RPX_J_APPLY && j->type != RPX_J_ACK && j->type != RPX_J_REGISTER &&
+		    j->type != RPX_J_PERSIST)
+			return 0;
+	return 1;
+}
+
+/* Tell the loop that persist seq PERSISTED is durable (the frames held for it may leave). */
+static void rpx__publish_persisted(struct rpx *x, uint64_t persisted)
+{
+	int wake = 0;
+
+	pthread_mutex_lock(&x->back_lock);
+	if (persisted > x->back.persisted) {
+		x->back.persisted = persisted;
+		wake = 1;
+	}
+	pthread_mutex_unlock(&x->back_lock);
+	if (wake)
+		rpx__wake(x);
+}
+
 /* Run the completions collected (rpx__complete). */
 static void rpx__finish_done(struct rpx *x)
 {
@@ -870,14 +1022,51 @@ static void rpx__announce(struct rpx *x)
 	rpx__finish_done(x);
 }
 
+/*
+ * After a batch whose acceptor records went to the log and that applied nothing (an accept, a
+ * promise), the write transaction stays open up to RPX__MERGE_US for the jobs that follow (most
+ * often the apply of the slot just accepted, once it is chosen): they run in the same
+ * transaction, so a write costs each node one log flush and one lazy LMDB commit, and the apply
+ * does not wait behind the accept's LMDB flush. Only jobs a lazy or log-backed commit may carry
+ * are taken, all of the queue or none; nothing announced waits for the commit meanwhile (it
+ * applied nothing). NULL when the wait ended without such jobs.
+ */
+#define RPX__MERGE_US	 1000
+#define RPX__MERGE_BATCH 16 /* batches in one transaction at most */
+
+static struct rpx_job *rpx__more_jobs(struct rpx *x, const struct timespec *until)
+{
+	struct rpx_job *got = NULL;
+
+	pthread_mutex_lock(&x->job_lock);
+	while (!x->job_head && !x->job_stop)
+		if (pthread_cond_timedwait(&x->job_cond, &x->job_lock, until) == ETIMEDOUT)
+			break;
+	if (x->job_head && !x->job_stop) {
+		int ok = 1;
+		for (const struct rpx_job *j = x->job_head; j && ok; j = j->next)
+			ok = j->epoch == x->st_epoch &&
+			     (j->type == RPX_J_APPLY || j->type == RPX_J_ACK ||
+			      j->type == RPX_J_REGISTER || j->type == RPX_J_PERSIST);
+		if (ok) {
+			got = x->job_head;
+			x->job_head = NULL;
+			x->job_tail = &x->job_head;
+		}
+	}
+	pthread_mutex_unlock(&x->job_lock);
+	return got;
+}
+
 static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 {
 	struct st_wtxn *w = NULL;
-	struct rpx_job **pp = &jobs, *stale = NULL;
+	struct rpx_job **pp = &jobs, *stale = NULL, *all, **all_tail;
 	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
-	int installed = 0, reboot = 0, lazy, early, rc;
+	int installed = 0, reboot = 0, lazy, walp, full = 0, early, merged = 0, rc;
 	uint8_t *fbuf = NULL;
 	size_t flen = 0;
+	struct timespec until;
 
 	/* jobs of a core that was replaced: dropped (their submissions fail) */
 	while (*pp) {
@@ -893,7 +1082,8 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	rpx__jobs_free(stale, x->st_failed ? -EIO : -ETIMEDOUT);
 	if (!jobs)
 		return;
-	lazy = rpx__lazy_ok(jobs);
+	all = jobs;
+	all_tail = pp;
 	x->chg.len = 0;
 	x->nchg = 0;
 	x->chg_err = 0;
@@ -902,8 +1092,78 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	rc = st_wbegin(x->env, &w);
 	if (rc)
 		goto fail;
-	rc = rpx__run_jobs(x, w, jobs, &persisted, &installed, &reboot);
-	if (rc == 0 && x->st_applied != applied0) {
+	for (;;) {
+		lazy = rpx__lazy_ok(jobs);
+		walp = !lazy && rpx__wal_ok(x, jobs);
+		if (walp)
+			rpx_wal_begin(&x->wal, (uint64_t)mdb_txn_id(w->txn));
+		x->wal_build = walp;
+		rc = rpx__run_jobs(x, w, jobs, &persisted, &installed, &reboot);
+		x->wal_build = 0;
+		if (rc == 0)
+			rc = x->chg_err;
+		if (rc) {
+			st_wabort(w);
+			goto fail;
+		}
+		/*
+		 * The acceptor records go to the log and are durable after its one flush: the frames
+		 * that wait for them leave now, and the LMDB commit (the same records, the applies)
+		 * can be lazy. If the log cannot take them (full, or an I/O error), the commit is a
+		 * full one.
+		 */
+		if (walp && !rpx_wal_pending(&x->wal))
+			walp = 0; /* nothing a promise or a vote rests on (compacted slots) */
+		else if (walp) {
+			int wrc = rpx_wal_commit(&x->wal);
+			if (wrc == 0) {
+				if (persisted)
+					rpx__publish_persisted(x, persisted);
+			} else {
+				if (wrc != -ENOSPC && !x->wal_warned) {
+					x->wal_warned = 1;
+					rpx__log(x, RP_LOG_WARN,
+						 "acceptor log: append failed (%s): full commits "
+						 "instead",
+						 strerror(-wrc));
+				}
+				walp = 0;
+				full = 1;
+			}
+		} else if (!lazy) {
+			full = 1;
+		}
+		/*
+		 * Early: the slots applied here are chosen (durable on a majority), so their outcome
+		 * is final before this commit and its flush: the changes and the callbacks go out
+		 * now, and rp_read_wait holds back the reads that must see them until the commit is
+		 * visible. A crash before the commit re-applies the slots from the log (with the same
+		 * results). The flush of the apply is off the writer's path. Not after a snapshot
+		 * install (fs/ re-reads the whole tree on the apply thread then) nor when the core is
+		 * to be recreated.
+		 */
+		early = !installed && !reboot;
+		if (early)
+			rpx__announce(x);
+		if (full || !early || x->st_applied != applied0 || ++merged >= RPX__MERGE_BATCH)
+			break;
+		if (merged == 1) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += RPX__MERGE_US * 1000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+		}
+		jobs = rpx__more_jobs(x, &until);
+		if (!jobs)
+			break;
+		*all_tail = jobs;
+		while (*all_tail)
+			all_tail = &(*all_tail)->next;
+	}
+	jobs = all;
+	if (x->st_applied != applied0) {
 		rc = rpx__put(w->txn, x->db_meta, "applied", &x->st_applied, 8);
 		flen = px_filter_size(&x->filter);
 		fbuf = malloc(flen ? flen : 1);
@@ -913,27 +1173,16 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 			rc = px_filter_encode(&x->filter, fbuf, flen);
 		if (rc == 0)
 			rc = rpx__put(w->txn, x->db_meta, "filter", fbuf, flen);
+		if (rc) {
+			st_wabort(w);
+			goto fail;
+		}
 	}
-	if (rc == 0)
-		rc = x->chg_err;
-	if (rc) {
-		st_wabort(w);
-		goto fail;
-	}
-	/*
-	 * Early: the slots applied here are chosen (durable on a majority), so their outcome is
-	 * final before this commit and its flush: the changes and the callbacks go out now, and
-	 * rp_read_wait holds back the reads that must see them until the commit is visible. A
-	 * crash before the commit re-applies the slots from the log (with the same results). The
-	 * flush of the apply is off the writer's path. Not after a snapshot install (fs/ re-reads
-	 * the whole tree on the apply thread then) nor when the core is to be recreated.
-	 */
-	early = !installed && !reboot;
-	if (early)
-		rpx__announce(x);
-	rc = lazy ? st_wcommit_lazy(w) : st_wcommit(w);
+	rc = full ? st_wcommit(w) : st_wcommit_lazy(w);
 	if (rc)
 		goto fail;
+	if (full)
+		rpx_wal_reset(&x->wal); /* every record it holds is in LMDB, durably */
 	if (!early)
 		rpx__announce(x);
 
@@ -990,7 +1239,7 @@ fail:
 		it->status = -EIO;
 		rpx__finish_item(it, 0);
 	}
-	rpx__jobs_free(jobs, -EIO);
+	rpx__jobs_free(all, -EIO);
 	rpx__reboot(x, -EIO);
 }
 

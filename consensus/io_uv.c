@@ -1000,6 +1000,10 @@ static int rpx_status(struct rp *rp, char *buf, size_t cap)
 	    __atomic_load_n(&x->snaps_installed, __ATOMIC_RELAXED));
 	OUT("core_restarts=%" PRIu64 "\n", __atomic_load_n(&x->restarts, __ATOMIC_RELAXED));
 	OUT("commits=%" PRIu64 "\n", st_commits(x->env));
+	OUT("wal_records=%" PRIu64 "\nwal_resets=%" PRIu64 "\nwal_replayed=%" PRIu64 "\n",
+	    __atomic_load_n(&x->wal.appended, __ATOMIC_RELAXED),
+	    __atomic_load_n(&x->wal.resets, __ATOMIC_RELAXED),
+	    __atomic_load_n(&x->wal.replayed, __ATOMIC_RELAXED));
 	OUT("caught_up=%d\n", __atomic_load_n(&x->ready, __ATOMIC_ACQUIRE));
 	for (uint32_t i = 0; i < x->n; i++)
 		if (i != x->self)
@@ -1027,6 +1031,7 @@ static void rpx__free(struct rpx *x)
 	free(x->items);
 	free(x->chg.p);
 	free(x->scratch_res);
+	rpx_wal_close(&x->wal);
 	if (x->env)
 		st_close(x->env);
 	pthread_cond_destroy(&x->job_cond);
@@ -1178,6 +1183,7 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	x = calloc(1, sizeof *x);
 	if (!x)
 		return -ENOMEM;
+	x->wal.fd = -1;
 	pthread_mutex_init(&x->sub_lock, NULL);
 	pthread_mutex_init(&x->job_lock, NULL);
 	pthread_cond_init(&x->job_cond, NULL);
@@ -1213,6 +1219,12 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 	rc = st_open(cfg->data_dir, cfg->st_flags, &x->env);
 	if (rc)
 		goto err;
+	rc = rpx_wal_open(&x->wal, cfg->data_dir, RPX_WAL_SIZE, (cfg->st_flags & ST_F_NOSYNC) != 0);
+	if (rc) {
+		rpx__log(x, RP_LOG_ERROR, "cannot open the acceptor log %s/%s: %s", cfg->data_dir,
+			 RPX_WAL_NAME, strerror(-rc));
+		goto err;
+	}
 	rc = rpx__load(x, &boot, &ents, &arena);
 	if (rc)
 		goto err;

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "consensus/io_net_uv.h"
+#include "consensus/io_wal.h"
 #include "consensus/px_node.h"
 #include "consensus/rp.h"
 #include "consensus/rp_impl.h"
@@ -231,6 +232,9 @@ struct rpx {
 	int chg_err;
 	struct zt_result *scratch_res;
 	uint32_t scratch_cap;
+	struct rpx_wal wal; /* the acceptor log (io_wal.h); opened before rpx__load */
+	int wal_build;	    /* the batch being run adds its acceptor records to the log's record */
+	int wal_warned;	    /* a failed append was logged */
 };
 
 /* Held outgoing frame (waits for its persist seq). */

@@ -1226,7 +1226,8 @@ Test(cluster, sigkill_of_the_leader_under_load_loses_no_acknowledged_write, .fin
 #include "consensus/px_alloc.h"
 
 /* A failed commit on one node: its pending writes fail (-EIO), it recreates its protocol core from
- * what is durable (a failed persist must never be reported durable), rejoins and converges. */
+ * what is durable (only what it reported durable: records in its acceptor log are written again),
+ * rejoins and converges. */
 Test(cluster, a_failed_commit_restarts_that_node_from_disk)
 {
 	cl_init(3, 0, 0);
@@ -1253,6 +1254,33 @@ Test(cluster, a_failed_commit_restarts_that_node_from_disk)
 			break;
 		cr_assert_lt(now_ms(), end, "writes at the restarted node keep failing: %d", rc);
 	}
+	wait_converged(10000);
+}
+
+/* A commit that fails after the acceptor log took its records (consensus/io_wal.h): the node
+ * reported them durable, so the reload writes them again from the log before it reads its
+ * state; the node rejoins and everyone converges. The fault is armed on a follower between
+ * writes that go through the leader: its next commit holds the accept of the next write. */
+Test(cluster, a_commit_that_fails_after_the_acceptor_log_keeps_the_logged_records)
+{
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	int bad = (leader + 1) % 3;
+	create_ok(leader, "/shared", "0");
+	wait_converged(10000);
+	char buf[2048];
+	rp_status(C.nodes[bad].rp, buf, sizeof buf);
+	cr_assert_gt(stat_num(bad, "wal_records"), 0, "accepts go through the log:\n%s", buf);
+	uint64_t replayed = stat_num(bad, "wal_replayed");
+	cr_assert_eq(st_fault_set(rp_env(C.nodes[bad].rp), ST_FAULT_COMMIT, 1, -EIO), 0);
+	create_ok(leader, "/during", "1");
+	uint64_t end = now_ms() + 10000;
+	while (stat_num(bad, "core_restarts") < 1)
+		cr_assert_lt(now_ms(), end, "the node did not recreate its core");
+	cr_assert_gt(stat_num(bad, "wal_replayed"), replayed,
+		     "the failed commit's accept was not written again from the log");
+	create_ok(bad, "/after", "1");
 	wait_converged(10000);
 }
 
