@@ -14,6 +14,10 @@
  * commit). A chosen slot is applied to the tree in the same transaction that records the applied
  * slot and the filter, so a crash never separates them. Persist-before-reply: the loop thread lets
  * messages tagged with a persist seq leave only once this thread reported that seq durable.
+ *
+ * Durable means: in the acceptor log (io_wal.h, one flush) when the batch is only persists,
+ * applies, acks and registers, with the LMDB commit lazy after it (and holding the batches that
+ * follow within RPX__MERGE_US); otherwise a full LMDB commit, which also starts the log over.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -935,8 +939,9 @@ static void rpx__reboot(struct rpx *x, int status)
  * vote rests on. Applying chosen slots (the tree, the applied slot, the filter), acks, registers
  * and the commit-index hint are all rebuilt from the durable log after such a crash (writes were
  * acknowledged because a majority persisted them in full commits), so they need not wait for a
- * second flush. Acceptor records (promises, accepted values, the initialised marker), snapshots,
- * compaction and everything else take a full commit.
+ * second flush. Acceptor records (promises, accepted values, the initialised marker) are made
+ * durable by the acceptor log first (rpx__wal_ok); snapshots, compaction and everything else take
+ * a full commit.
  */
 static int rpx__lazy_ok(const struct rpx_job *jobs)
 {
