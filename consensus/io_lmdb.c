@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -1068,7 +1069,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 	struct st_wtxn *w = NULL;
 	struct rpx_job **pp = &jobs, *stale = NULL, *all, **all_tail;
 	uint64_t persisted = 0, applied0 = x->st_applied, taken = 0;
-	int installed = 0, reboot = 0, lazy, walp, full = 0, early, merged = 0, rc;
+	int installed = 0, reboot = 0, lazy, walp, full = 0, early, merged = 0, logged = 0, rc;
 	uint8_t *fbuf = NULL;
 	size_t flen = 0;
 	struct timespec until;
@@ -1122,6 +1123,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 		else if (walp) {
 			int wrc = rpx_wal_commit(&x->wal);
 			if (wrc == 0) {
+				logged = 1;
 				if (persisted)
 					rpx__publish_persisted(x, persisted);
 			} else {
@@ -1183,6 +1185,14 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 			goto fail;
 		}
 	}
+#ifdef QFS_TEST_HOOKS
+	if (logged && !full && st__fault_lost(x->env)) {
+		rpx__log(x, RP_LOG_ERROR, "test hook: this commit is lost as in a crash of the "
+					  "machine: the process exits");
+		st_wabort(w);
+		_exit(86);
+	}
+#endif
 	rc = full ? st_wcommit(w) : st_wcommit_lazy(w);
 	if (rc)
 		goto fail;

@@ -85,6 +85,11 @@ int st__fault_put(struct st_env *env)
 	return st__fault(env, ST_FAULT_PUT);
 }
 
+int st__fault_lost(struct st_env *env)
+{
+	return st__fault(env, ST_FAULT_LOST);
+}
+
 #ifdef QFS_TEST_HOOKS
 static size_t st__test_mapsize;
 
@@ -104,7 +109,8 @@ int st_fault_set(struct st_env *env, enum st_fault kind, int countdown, int err)
 		__atomic_store_n(&env->fault_kind, ST_FAULT_NONE, __ATOMIC_RELEASE);
 		return 0;
 	}
-	if ((kind != ST_FAULT_COMMIT && kind != ST_FAULT_PUT) || countdown < 1 || err >= 0)
+	if ((kind != ST_FAULT_COMMIT && kind != ST_FAULT_PUT && kind != ST_FAULT_LOST) ||
+	    countdown < 1 || err >= 0)
 		return -EINVAL;
 	__atomic_store_n(&env->fault_kind, ST_FAULT_NONE, __ATOMIC_RELEASE);
 	env->fault_err = err;

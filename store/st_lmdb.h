@@ -96,5 +96,7 @@ int zt__check(MDB_txn *txn, MDB_dbi dbi, uint64_t next_id, uint64_t last_zxid);
 
 /* Fault injection hook used by writers before an LMDB write (kind ST_FAULT_PUT). 0 or the errno. */
 int st__fault_put(struct st_env *env);
+/* Fault injection hook of the cluster's storage thread (kind ST_FAULT_LOST). 0 or the errno. */
+int st__fault_lost(struct st_env *env);
 
 #endif

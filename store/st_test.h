@@ -17,6 +17,9 @@ enum st_fault {
 	ST_FAULT_NONE = 0,
 	ST_FAULT_COMMIT = 1, /* st_wcommit fails (the transaction is aborted, nothing kept) */
 	ST_FAULT_PUT = 2,    /* a write inside a write transaction (zt_apply) fails */
+	ST_FAULT_LOST = 3,   /* the cluster's storage thread: a lazy commit that follows an acceptor
+			      * log append is lost as in a crash of the machine (the process exits
+			      * with status 86 instead of committing; daemons only) */
 };
 
 #ifdef QFS_TEST_HOOKS

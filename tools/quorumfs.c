@@ -202,7 +202,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 #ifdef QFS_TEST_HOOKS
 /* QFS_TEST_FAULT=commit:N:ERRNO (ERRNO one of ENOSPC, EROFS, EIO): the N-th commit fails;
- * QFS_TEST_FAULT=commit-delay:MS: every commit first sleeps MS milliseconds (a slow disk). */
+ * QFS_TEST_FAULT=commit-delay:MS: every commit first sleeps MS milliseconds (a slow disk);
+ * QFS_TEST_FAULT=lost:N: in a cluster, the N-th lazy commit that follows an acceptor log append is
+ * lost as in a crash of the machine: the daemon exits (status 86) instead of committing it. */
 static int arm_test_fault(struct rp *rp)
 {
 	const char *spec = getenv("QFS_TEST_FAULT");
@@ -217,6 +219,12 @@ static int arm_test_fault(struct rp *rp)
 		fs_warn("test hook: every commit sleeps %d ms first", n);
 		st_fault_delay(rp_env(rp), (unsigned)n);
 		return 0;
+	}
+	if (sscanf(spec, "lost:%d%15s", &n, err) == 1) {
+		if (n < 1)
+			return -EINVAL;
+		fs_warn("test hook: lazy commit %d after an acceptor log append will be lost", n);
+		return st_fault_set(rp_env(rp), ST_FAULT_LOST, n, -EIO);
 	}
 	if (sscanf(spec, "%15[^:]:%d:%15s", kind, &n, err) != 3 || strcmp(kind, "commit") != 0)
 		return -EINVAL;
