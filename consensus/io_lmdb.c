@@ -898,18 +898,41 @@ static void rpx__reboot(struct rpx *x, int status)
 
 	rpx__fail_all(x, status);
 	x->st_epoch++;
-	for (int tries = 0; tries < 50; tries++) { /* e.g. -ENOMEM may pass */
-		struct timespec pause = {0, 20 * 1000 * 1000};
+	/* The acceptor log's records that LMDB lacks go in first: the new core must not forget a
+	 * vote this node gave. Without room to write them (a full disk) this waits and retries for
+	 * as long as it takes (the node takes part in nothing meanwhile); only a stop ends it. (With
+	 * nothing to write again, the commit writes nothing and cannot fail so.) */
+	for (unsigned tries = 0;; tries++) {
+		struct timespec pause = {0, 200 * 1000 * 1000};
+		int stop;
 		rc = rpx__wal_recover(x);
 		if (rc == 0)
-			rc = st_rbegin(x->env, &r);
-		if (rc == 0) {
-			rc = rpx__read_state(x, r, &boot, &ents, &arena, &f, &zxid);
-			st_rend(r);
-		}
-		if (rc == 0)
+			break;
+		if (tries % 50 == 0)
+			rpx__log(x, RP_LOG_ERROR,
+				 "cannot write the acceptor log's records into the database (%s): "
+				 "retrying",
+				 strerror(-rc));
+		pthread_mutex_lock(&x->job_lock);
+		stop = x->job_stop;
+		pthread_mutex_unlock(&x->job_lock);
+		if (stop)
 			break;
 		nanosleep(&pause, NULL);
+	}
+	for (int tries = 0; rc == 0 && tries < 50; tries++) { /* e.g. -ENOMEM may pass */
+		struct timespec pause = {0, 20 * 1000 * 1000};
+		int rrc = st_rbegin(x->env, &r);
+		if (rrc == 0) {
+			rrc = rpx__read_state(x, r, &boot, &ents, &arena, &f, &zxid);
+			st_rend(r);
+		}
+		if (rrc == 0)
+			break;
+		if (tries == 49)
+			rc = rrc; /* given up */
+		else
+			nanosleep(&pause, NULL);
 	}
 	if (rc) {
 		rpx__log(x, RP_LOG_ERROR, "cannot reload the replica state (%s): this node stops",
@@ -1185,6 +1208,7 @@ static void rpx__batch(struct rpx *x, struct rpx_job *jobs)
 			goto fail;
 		}
 	}
+	(void)logged; /* read by the test hook only */
 #ifdef QFS_TEST_HOOKS
 	if (logged && !full && st__fault_lost(x->env)) {
 		rpx__log(x, RP_LOG_ERROR, "test hook: this commit is lost as in a crash of the "
