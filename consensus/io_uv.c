@@ -1221,8 +1221,13 @@ int rp_open_paxos(const struct rp_config *cfg, const struct rp_cluster_config *c
 		goto err;
 	rc = rpx_wal_open(&x->wal, cfg->data_dir, RPX_WAL_SIZE, (cfg->st_flags & ST_F_NOSYNC) != 0);
 	if (rc) {
-		rpx__log(x, RP_LOG_ERROR, "cannot open the acceptor log %s/%s: %s", cfg->data_dir,
-			 RPX_WAL_NAME, strerror(-rc));
+		rpx__log(x, RP_LOG_ERROR, "cannot open the acceptor log %s/%s: %s%s", cfg->data_dir,
+			 RPX_WAL_NAME, strerror(-rc),
+			 rc == -EINVAL ? " (not a file of the size this release writes; if the node "
+					 "was stopped cleanly and the machine did not crash since, "
+					 "moving it away is safe: a new one is "
+					 "made)"
+				       : "");
 		goto err;
 	}
 	rc = rpx__load(x, &boot, &ents, &arena);

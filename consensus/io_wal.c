@@ -46,7 +46,8 @@ static uint64_t wal__get64(const uint8_t *p)
 }
 
 /* BLAKE2b-128 of the header's first 16 bytes and the payload. */
-static void wal__sum(const uint8_t *hdr, const uint8_t *payload, size_t len, uint8_t out[RPX_WAL_SUM])
+static void wal__sum(const uint8_t *hdr, const uint8_t *payload, size_t len,
+		     uint8_t out[RPX_WAL_SUM])
 {
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, NULL, 0, RPX_WAL_SUM);

@@ -31,9 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RPX_WAL_NAME	 "acceptor.wal"
-#define RPX_WAL_SIZE	 (16u << 20) /* bytes of a new log */
-#define RPX_WAL_HDR	 32u
+#define RPX_WAL_NAME "acceptor.wal"
+#define RPX_WAL_SIZE (16u << 20) /* bytes of a new log */
+#define RPX_WAL_HDR  32u
 
 struct rpx_wal {
 	int fd; /* -1: no log (rpx_wal_open not called or failed) */
@@ -43,7 +43,8 @@ struct rpx_wal {
 	uint8_t *buf;  /* the record being built (header room first) */
 	size_t len, cap;
 	uint64_t txnid;
-	uint64_t appended, flushed_bytes, resets, replayed; /* counters: relaxed atomics, any thread */
+	/* counters: relaxed atomics, read from any thread */
+	uint64_t appended, flushed_bytes, resets, replayed;
 };
 
 /* Open (create, zero-filled, when missing) DIR/acceptor.wal; NOSYNC: never flush (a data

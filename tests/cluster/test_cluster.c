@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "consensus/io_wal.h"
 #include "consensus/rp.h"
 #include "consensus/rp_test.h"
 #include "store/st_test.h"
@@ -1469,6 +1470,36 @@ Test(cluster, a_healed_node_behind_the_compacted_log_installs_a_snapshot_while_r
 	cr_assert_geq(stat_num(f, "snapshots_installed"), 1);
 	w_fini(&w);
 	create_ok(f, "/after", "1");
+	wait_converged(10000);
+}
+
+/* A damaged acceptor log (here: not of a size this release writes) makes the node refuse to
+ * start (-EINVAL, logged) rather than run without its votes; a missing one (a node stopped
+ * cleanly, its lazy commits all on disk) is made again. */
+Test(cluster, a_damaged_acceptor_log_is_refused_and_a_missing_one_made_again)
+{
+	char path[600];
+	struct rp_config cfg;
+	struct rp *rp = NULL;
+
+	cl_init(3, 0, 0);
+	cl_open_all();
+	int leader = wait_leader(10000);
+	create_ok(leader, "/a", "1");
+	wait_converged(10000);
+	int v = (leader + 1) % 3;
+	node_close(v);
+	snprintf(path, sizeof path, "%s/acceptor.wal", C.nodes[v].dir);
+	cr_assert_eq(truncate(path, 12345), 0);
+	cfg = (struct rp_config){.data_dir = C.nodes[v].dir, .st_flags = st_flags};
+	cr_assert_eq(rp_open_paxos(&cfg, &C.nodes[v].cl, &rp), -EINVAL);
+	cr_assert_null(rp);
+	cr_assert_eq(unlink(path), 0);
+	node_open(v);
+	struct stat sb;
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_size, (off_t)RPX_WAL_SIZE);
+	create_ok(leader, "/b", "2");
 	wait_converged(10000);
 }
 
