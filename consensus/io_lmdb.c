@@ -117,6 +117,25 @@ static uint64_t rpx__get_be64(const unsigned char *b)
 	return v;
 }
 
+/* Put the log record of SLOT (layout in the header comment). */
+static int rpx__put_log(struct rpx *x, MDB_txn *txn, uint64_t slot, uint64_t ballot, uint32_t flags,
+			const void *data, uint32_t len)
+{
+	unsigned char kb[8];
+	MDB_val k = {8, kb}, v = {12 + (size_t)len, NULL};
+	int rc;
+
+	rpx__be64(kb, slot);
+	rc = st__err(mdb_put(txn, x->db_log, &k, &v, MDB_RESERVE));
+	if (rc == 0) {
+		memcpy(v.mv_data, &ballot, 8);
+		memcpy((char *)v.mv_data + 8, &flags, 4);
+		if (len)
+			memcpy((char *)v.mv_data + 12, data, len);
+	}
+	return rc;
+}
+
 /* Delete the log records of slots <= UPTO. */
 static int rpx__log_trim(struct rpx *x, MDB_txn *txn, uint64_t upto)
 {
@@ -154,7 +173,6 @@ static int rpx__replay_cb(void *arg, uint64_t txnid, const uint8_t *p, size_t le
 {
 	struct rpx__replay *r = arg;
 	const uint8_t *end = p + len;
-	unsigned char kb[8];
 	int rc = 0;
 
 	(void)txnid;
@@ -173,24 +191,18 @@ static int rpx__replay_cb(void *arg, uint64_t txnid, const uint8_t *p, size_t le
 			break;
 		}
 		case 'E': {
-			uint64_t slot;
-			uint32_t elen;
+			uint64_t slot, ballot;
+			uint32_t flags, elen;
 			if (end - p < 25)
 				return -EIO;
 			memcpy(&slot, p + 1, 8);
+			memcpy(&ballot, p + 9, 8);
+			memcpy(&flags, p + 17, 4);
 			memcpy(&elen, p + 21, 4);
 			if ((size_t)(end - p - 25) < elen)
 				return -EIO;
-			if (slot > r->compacted) {
-				MDB_val k = {8, kb}, v = {12 + (size_t)elen, NULL};
-				rpx__be64(kb, slot);
-				rc = st__err(mdb_put(r->txn, r->x->db_log, &k, &v, MDB_RESERVE));
-				if (rc == 0) {
-					memcpy(v.mv_data, p + 9, 12); /* ballot, flags */
-					if (elen)
-						memcpy((char *)v.mv_data + 12, p + 25, elen);
-				}
-			}
+			if (slot > r->compacted)
+				rc = rpx__put_log(r->x, r->txn, slot, ballot, flags, p + 25, elen);
 			p += 25 + (size_t)elen;
 			break;
 		}
@@ -686,7 +698,6 @@ static int rpx__apply_slot(struct rpx *x, struct st_wtxn *w, uint64_t slot, cons
 
 static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *j)
 {
-	unsigned char kb[8];
 	int rc = 0;
 
 	if (j->flags & RPX_P_PROMISE) {
@@ -704,7 +715,6 @@ static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *
 		rc = rpx__put(w->txn, x->db_meta, "commit", &j->commit, 8);
 	for (uint32_t i = 0; rc == 0 && i < j->n; i++) {
 		const struct px_entry *e = &j->ents[i];
-		MDB_val k = {8, kb}, v = {12 + (size_t)e->len, NULL};
 		if (e->slot <= x->st_compacted)
 			continue;
 		if (x->wal_build) {
@@ -718,16 +728,9 @@ static int rpx__persist(struct rpx *x, struct st_wtxn *w, const struct rpx_job *
 			if (rc)
 				break;
 		}
-		rpx__be64(kb, e->slot);
 		rc = st__fault_put(x->env);
 		if (rc == 0)
-			rc = st__err(mdb_put(w->txn, x->db_log, &k, &v, MDB_RESERVE));
-		if (rc == 0) {
-			memcpy(v.mv_data, &e->ballot, 8);
-			memcpy((char *)v.mv_data + 8, &e->flags, 4);
-			if (e->len)
-				memcpy((char *)v.mv_data + 12, e->data, e->len);
-		}
+			rc = rpx__put_log(x, w->txn, e->slot, e->ballot, e->flags, e->data, e->len);
 	}
 	return rc;
 }
@@ -991,13 +994,17 @@ static int rpx__lazy_ok(const struct rpx_job *jobs)
  * (io_wal.h: one flush) and then share a lazy commit: when they are only persists, applies, acks
  * and registers. Snapshots, compaction and the rest take a full commit (which resets the log).
  */
+static int rpx__wal_kind(enum rpx_job_type t)
+{
+	return t == RPX_J_APPLY || t == RPX_J_ACK || t == RPX_J_REGISTER || t == RPX_J_PERSIST;
+}
+
 static int rpx__wal_ok(const struct rpx *x, const struct rpx_job *jobs)
 {
 	if (x->wal.fd < 0)
 		return 0;
 	for (const struct rpx_job *j = jobs; j; j = j->next)
-		if (j->type != RPX_J_APPLY && j->type != RPX_J_ACK && j->type != RPX_J_REGISTER &&
-		    j->type != RPX_J_PERSIST)
+		if (!rpx__wal_kind(j->type))
 			return 0;
 	return 1;
 }
@@ -1074,9 +1081,7 @@ static struct rpx_job *rpx__more_jobs(struct rpx *x, const struct timespec *unti
 	if (x->job_head && !x->job_stop) {
 		int ok = 1;
 		for (const struct rpx_job *j = x->job_head; j && ok; j = j->next)
-			ok = j->epoch == x->st_epoch &&
-			     (j->type == RPX_J_APPLY || j->type == RPX_J_ACK ||
-			      j->type == RPX_J_REGISTER || j->type == RPX_J_PERSIST);
+			ok = j->epoch == x->st_epoch && rpx__wal_kind(j->type);
 		if (ok) {
 			got = x->job_head;
 			x->job_head = NULL;

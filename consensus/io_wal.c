@@ -56,30 +56,12 @@ static void wal__sum(const uint8_t *hdr, const uint8_t *payload, size_t len,
 	crypto_generichash_final(&st, out, RPX_WAL_SUM);
 }
 
-static int wal__pwrite_all(int fd, const void *p, size_t len, off_t off)
-{
-	const char *c = p;
-	while (len) {
-		ssize_t n = pwrite(fd, c, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		c += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int wal__pread_all(int fd, void *p, size_t len, off_t off)
+/* The whole of LEN bytes at OFF, written (WRITE) or read; a short read (end of file) is -EIO. */
+static int wal__io(int fd, void *p, size_t len, off_t off, int write)
 {
 	char *c = p;
 	while (len) {
-		ssize_t n = pread(fd, c, len, off);
+		ssize_t n = write ? pwrite(fd, c, len, off) : pread(fd, c, len, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -109,7 +91,7 @@ static int wal__create(const char *dir, const char *path, uint64_t size, int nos
 		return -errno;
 	for (uint64_t off = 0; rc == 0 && off < size; off += sizeof zero) {
 		size_t n = size - off < sizeof zero ? (size_t)(size - off) : sizeof zero;
-		rc = wal__pwrite_all(fd, zero, n, (off_t)off);
+		rc = wal__io(fd, (void *)zero, n, (off_t)off, 1);
 	}
 	if (rc == 0 && !nosync && fsync(fd) != 0)
 		rc = -errno;
@@ -223,14 +205,13 @@ int rpx_wal_commit(struct rpx_wal *w)
 	wal__put32(w->buf + 4, (uint32_t)plen);
 	wal__put64(w->buf + 8, w->txnid);
 	wal__sum(w->buf, w->buf + RPX_WAL_HDR, plen, w->buf + 16);
-	rc = wal__pwrite_all(w->fd, w->buf, w->len, (off_t)w->off);
+	rc = wal__io(w->fd, w->buf, w->len, (off_t)w->off, 1);
 	if (rc == 0 && !w->nosync && fdatasync(w->fd) != 0)
 		rc = -errno;
 	if (rc)
 		return rc;
 	w->off += w->len;
 	__atomic_add_fetch(&w->appended, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->flushed_bytes, w->len, __ATOMIC_RELAXED);
 	w->len = RPX_WAL_HDR;
 	return 0;
 }
@@ -254,7 +235,7 @@ int rpx_wal_replay(struct rpx_wal *w, uint64_t after,
 	if (w->fd < 0)
 		return 0;
 	while (off + RPX_WAL_HDR <= w->size) {
-		rc = wal__pread_all(w->fd, hdr, RPX_WAL_HDR, (off_t)off);
+		rc = wal__io(w->fd, hdr, RPX_WAL_HDR, (off_t)off, 0);
 		if (rc)
 			break;
 		uint32_t plen = wal__get32(hdr + 4);
@@ -271,7 +252,7 @@ int rpx_wal_replay(struct rpx_wal *w, uint64_t after,
 			p = np;
 			cap = plen;
 		}
-		rc = wal__pread_all(w->fd, p, plen, (off_t)(off + RPX_WAL_HDR));
+		rc = wal__io(w->fd, p, plen, (off_t)(off + RPX_WAL_HDR), 0);
 		if (rc)
 			break;
 		wal__sum(hdr, p, plen, sum);

@@ -44,7 +44,7 @@ struct rpx_wal {
 	size_t len, cap;
 	uint64_t txnid;
 	/* counters: relaxed atomics, read from any thread */
-	uint64_t appended, flushed_bytes, resets, replayed;
+	uint64_t appended, resets, replayed;
 };
 
 /* Open (create, zero-filled, when missing) DIR/acceptor.wal; NOSYNC: never flush (a data
