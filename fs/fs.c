@@ -142,7 +142,10 @@ struct fs {
 				   (see fs__pc_grant) */
 	_Atomic uint64_t n_pc;	       /* read-only opens through the page cache */
 	_Atomic uint64_t n_direct;     /* read-only opens past it */
-	_Atomic uint64_t n_fence_timeouts; /* writable opens that stopped waiting for readers */
+	_Atomic uint64_t n_fence_timeouts; /* writers that stopped waiting for readers (and gave
+					      the node a new inode: fs__fence_in) */
+	int64_t pc_hold[FS__ESEQ_N]; /* protected by it.lock: by a hash of the path, no page-cache
+					grant until this time (monotonic ms; see fs__fence_in) */
 	/* Changes that invalidate names the kernel may cache, counted when reported (after their
 	 * commit, before their invalidations are queued), by a hash of the node's path (its
 	 * deletion; a change of its children, which can make it a directory or a file again),
@@ -1229,9 +1232,10 @@ static struct fs__fh *fs__fh_new(struct fs *fs, enum fs__fh_type type, struct fs
 	return fh;
 }
 
-static void fs__fence(struct fs *fs, struct fs__fh *fh, int wait);
-static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait);
+static int fs__fence(struct fs *fs, struct fs__fh *fh, int wait);
+static int fs__fence_in(struct fs *fs, struct fs__inode *in, int wait);
 static void fs__unfence_in(struct fs *fs, struct fs__inode *in);
+static void fs__isolate(struct fs *fs, struct fs__inode *in);
 
 static void fs__fh_free(struct fs__fh *fh)
 {
@@ -2231,14 +2235,23 @@ static int fs__create_existing(struct fs__nctx *c, struct fuse_entry_param *e)
 		memcpy(c->fh->buf, n.data, n.stat.data_length);
 		c->fh->len = n.stat.data_length;
 	}
+	/* The reply's inode gets this handle's fence at once, before a page-cache grant can come
+	 * between; an inode that page-cache readers hold is left to them (fs__fence_in). */
 	pthread_mutex_lock(&fs->it.lock);
+	in = fs__it_find(&fs->it, c->path);
+	if (in && in->pc_open > 0)
+		fs__isolate(fs, in);
 	in = fs__it_ref(&fs->it, c->path, FS__K_FILE, n.stat.czxid);
+	if (in) {
+		in->fence++;
+		c->fh->fenced = 1;
+		c->fh->in = in;
+	}
 	pthread_mutex_unlock(&fs->it.lock);
 	if (!in) {
 		rv = -ENOMEM;
 		goto out;
 	}
-	c->fh->in = in;
 	fs__entry(fs, in, FS__K_FILE, &n.stat, e);
 	fs__entry_fresh(fs, c->path, seq0, e);
 out:
@@ -2257,7 +2270,8 @@ static void fs__create_reply(struct fs__nctx *c, int err, struct fs__inode *in,
 	} else if (c->op == FS__N_CREATE) {
 		c->fh->in = in;
 		atomic_store(&c->fh->session, c->session);
-		fs__fence(c->fs, c->fh, 0); /* a replica or queue thread: must not wait */
+		if (!c->fh->fenced) /* a new node (fs__create_existing fences its own) */
+			(void)fs__fence(c->fs, c->fh, 0); /* a replica or queue thread: no wait */
 		c->fi.fh = (uint64_t)(uintptr_t)c->fh;
 		c->fi.direct_io = 1; /* as in fs_open */
 		c->fi.keep_cache = 1;
@@ -2881,7 +2895,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		t->size = attr->st_size;
 		/* The reply sets the kernel's size: no page-cache reader may be reading then. */
 		t->fin = p.in;
-		fs__fence_in(fs, p.in, 1);
+		rv = fs__fence_in(fs, p.in, 1);
+		if (rv != 0) {
+			free(t);
+			goto err;
+		}
 		rv = fs__trunc_start(t);
 		if (rv != 0) {
 			fs__unfence_in(fs, p.in);
@@ -3170,7 +3188,10 @@ static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct 
  *   size reply is discarded reads up to the size the kernel had before, another version's
  *   (the kernel's i_size changes only when a reply is applied; invalidating does not).
  */
-#define FS__FENCE_MS 500
+#define FS__FENCE_MS 100	/* a writer waits this long for page-cache readers (fs__fence_in) */
+#define FS__HOLD_MS  5000 /* then no page-cache read is granted on the path for this long */
+
+static int fs__pc_barred(struct fs *fs, const struct fs__inode *in);
 
 /* Grant FH (read-only, of version ST, inode INO) page-cache reads if exact (see above). Returns
  * whether the kernel may keep its cached pages. fs->it.lock not held. */
@@ -3187,11 +3208,12 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 	 * read them. */
 	pthread_rwlock_rdlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
-	if (in->fence == 0 && in->pc_mzxid == st->mzxid && (in->pc_open > 0 || !in->pc_attr_other)) {
+	if (!fs__pc_barred(fs, in) && in->pc_mzxid == st->mzxid &&
+	    (in->pc_open > 0 || !in->pc_attr_other)) {
 		fh->pc = keep = 1;
 		in->pc_open++;
 	} else {
-		want = in->fence == 0 && in->pc_open == 0;
+		want = !fs__pc_barred(fs, in) && in->pc_open == 0;
 	}
 	pthread_mutex_unlock(&fs->it.lock);
 	pthread_rwlock_unlock(&fs->pc_rw);
@@ -3201,7 +3223,7 @@ static int fs__pc_grant(struct fs *fs, struct fs__fh *fh, fuse_ino_t ino, enum f
 	 * its way to the kernel when the attributes are dropped below. */
 	pthread_rwlock_wrlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
-	if (in->fence == 0 && (in->pc_open == 0 || in->pc_mzxid == st->mzxid)) {
+	if (!fs__pc_barred(fs, in) && (in->pc_open == 0 || in->pc_mzxid == st->mzxid)) {
 		/* Joining readers of this version: their attributes stand. Else the kernel's
 		 * may be of another version (pages of this one are kept all the same). */
 		inval = !(in->pc_open > 0 && in->pc_mzxid == st->mzxid);
@@ -3242,19 +3264,64 @@ out:
 }
 
 /* Count FH (writable) in its inode's fence; with WAIT, wait (FS__FENCE_MS at most) until the
- * inode's page-cache read handles are closed. */
-static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait);
-
-static void fs__fence(struct fs *fs, struct fs__fh *fh, int wait)
+ * inode's page-cache read handles are closed. 0, or -ESTALE (see fs__fence_in). */
+static int fs__fence(struct fs *fs, struct fs__fh *fh, int wait)
 {
-	fs__fence_in(fs, fh->in, wait);
-	fh->fenced = 1; /* immutable from here: only this thread knows FH yet */
+	int rv = fs__fence_in(fs, fh->in, wait);
+
+	if (rv == 0)
+		fh->fenced = 1; /* immutable from here: only this thread knows FH yet */
+	return rv;
 }
 
-/* Count one writer in IN's fence (see fs__fence); undone by fs__unfence_in. */
-static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait)
+static int64_t fs__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take IN out of the path index for a writer about to change its node (fs__fence_in): the
+ * next lookup of the path makes a new inode, and no page-cache read is granted on that path
+ * for FS__HOLD_MS, so that the writer's retry finds no reader there. fs->it.lock held. */
+static void fs__isolate(struct fs *fs, struct fs__inode *in)
+{
+	fs__it_isolate(&fs->it, in);
+	if (in->path)
+		fs->pc_hold[fs__eseq_slot(in->path)] = fs__mono_ms() + FS__HOLD_MS;
+}
+
+/* Whether no page-cache read may be granted on IN now. fs->it.lock held. */
+static int fs__pc_barred(struct fs *fs, const struct fs__inode *in)
+{
+	int64_t until;
+
+	if (in->fence > 0)
+		return 1;
+	if (!in->path)
+		return 0;
+	until = fs->pc_hold[fs__eseq_slot(in->path)];
+	return until != 0 && fs__mono_ms() < until;
+}
+
+/*
+ * Count one writer in IN's fence (see fs__fence); undone by fs__unfence_in. With WAIT, wait
+ * FS__FENCE_MS at most for the page-cache readers of IN to close. If one still holds its
+ * descriptor then, the kernel's own size changes around this writer (an O_TRUNC open sets the
+ * size to 0, a write past the end moves it) could meet that reader's reads, which take their
+ * length from the kernel's size: a read could come back short, or zero-filled. So the writer
+ * does not go ahead on IN: IN is isolated (fs__isolate; its readers keep reading their version
+ * through it) and the writer gets -ESTALE, which the VFS answers by looking the path up again
+ * (a new inode, whose size no reader depends on) and retrying the open or truncate once. The
+ * retry finds no page-cache reader there: none is granted on that path meanwhile.
+ */
+static int fs__fence_in(struct fs *fs, struct fs__inode *in, int wait)
 {
 	struct timespec dl;
+	uint32_t readers = 0;
+	uint64_t ino = 0;
+	int rv = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += FS__FENCE_MS / 1000;
@@ -3268,13 +3335,21 @@ static void fs__fence_in(struct fs *fs, struct fs__inode *in, int wait)
 	while (wait && in->pc_open > 0)
 		if (pthread_cond_timedwait(&fs->pc_cond, &fs->it.lock, &dl) == ETIMEDOUT)
 			break;
-	if (wait && in->pc_open > 0)
-		atomic_fetch_add(&fs->n_fence_timeouts, 1);
-	if (wait && in->pc_open > 0)
-		fs_info("a writer of inode %" PRIu64 " goes ahead of %u open page-cache readers "
-			"(held over %d ms)",
-			in->ino, in->pc_open, FS__FENCE_MS);
+	if (wait && in->pc_open > 0) {
+		readers = in->pc_open;
+		ino = in->ino;
+		in->fence--;
+		fs__isolate(fs, in);
+		rv = -ESTALE;
+	}
 	pthread_mutex_unlock(&fs->it.lock);
+	if (rv != 0) {
+		atomic_fetch_add(&fs->n_fence_timeouts, 1);
+		fs_info("a writer of inode %" PRIu64 " found %u page-cache readers still open after "
+			"%d ms: the node gets a new inode",
+			ino, readers, FS__FENCE_MS);
+	}
+	return rv;
 }
 
 static void fs__unfence_in(struct fs *fs, struct fs__inode *in)
@@ -3404,7 +3479,11 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto err;
 	}
 	fh->append = (fi->flags & O_APPEND) != 0;
-	fs__fence(fs, fh, 1);
+	rv = fs__fence(fs, fh, 1);
+	if (rv != 0) {
+		st_rend(r);
+		goto err;
+	}
 	if (fi->flags & O_TRUNC) {
 		/* Not a change by itself: folded into the first write, or committed by the
 		 * opener's own close when no write came. */

@@ -45,7 +45,8 @@ struct fs_config {
 				 because every committed change invalidates what it touched */
 	const char *mountpoint; /* absolute; identifies our descriptors in /proc/PID/fdinfo */
 	int read_cache;		/* read-only opens may use the page cache (each still reads one
-				   whole version); 0: every read-only open reads past it */
+				   whole version; the daemon's default); 0: every read-only open
+				   reads past it */
 	uint32_t session_timeout_ms; /* the node session's timeout, negotiated by the caller
 					within its limits; 0: 10000 */
 	uid_t uid;		/* owner shown for every file (the mount's owner) */

@@ -181,6 +181,14 @@ static void fs__it_detach(struct fs__itable *tab, struct fs__inode *in)
 	in->path = NULL;
 }
 
+void fs__it_isolate(struct fs__itable *tab, struct fs__inode *in)
+{
+	if (!in || !in->path || in == tab->root || in->isolated)
+		return;
+	fs__path_remove(tab, in);
+	in->isolated = 1;
+}
+
 struct fs__inode *fs__it_ref(struct fs__itable *tab, const char *path, enum fs__kind kind,
 			     int64_t czxid)
 {

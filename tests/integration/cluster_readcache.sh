@@ -5,7 +5,7 @@
 # from the replica, not from node 2's own writers); a watch on node 2 fires for a write on node 1.
 . "$(dirname "$0")/cluster_lib.sh"
 cl_init 3 "$@"
-CL_ARGS=(--read-cache) # the page-cache mode is opt-in
+CL_ARGS=(--read-cache) # the default since session 9; explicit here
 cl_start_all || exit 1
 cl_wait_leader 20 1 2 3 >/dev/null || fail "no leader"
 st2() { sed -n "s/^$1=//p" "$T/m2/.zk/status"; }
