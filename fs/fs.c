@@ -2038,14 +2038,27 @@ static int fs__w_start(struct fs__wreq *w, const char *data)
 	}
 	w->newlen = newlen;
 
-	/* The path still names the node this descriptor opened (not one re-created since). */
+	/*
+	 * The path still names the node this descriptor opened (not one re-created since): the
+	 * op itself checks that when it is applied (ZT_SET_CZXID), so that no write lands in a
+	 * node that replaced this one in the log before it, even one this node has not heard of
+	 * yet. The read here only fails early a write to a node already gone, from what is
+	 * visible now: waiting for the last change reported of the node (as fs__read does) made
+	 * writers of one node wait for each other's commits. It waits only when the node is not
+	 * visible yet (created through this node a moment ago, its commit still running).
+	 */
 	rv = fs__pin(fs, fh->in->ino, &p);
-	if (rv == 0)
-		rv = fs__read(fs, &p, &r, &n);
+	if (rv == 0) {
+		rv = fs__read_at(fs, &p, &r, &n, 0);
+		if (rv == -ENOENT)
+			rv = fs__read(fs, &p, &r, &n);
+	}
 	if (rv != 0)
 		goto err;
 	st_rend(r);
 	op = (struct zt_op){.type = ZT_OP_SET,
+			    .flags = fs__is_root(p.node) ? 0 : ZT_SET_CZXID,
+			    .owner = fs__is_root(p.node) ? 0 : p.czxid,
 			    .version = w->version,
 			    .path = p.node,
 			    .data = w->newbuf,

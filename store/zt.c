@@ -879,6 +879,10 @@ static int zt__op_set(struct zt__ctx *c, const struct zt_op *op, struct zt_resul
 	rc = zt__find_op(c, op, res, &e, &len);
 	if (rc)
 		return rc > 0 ? 0 : rc;
+	if ((op->flags & ZT_SET_CZXID) && e.h.czxid != op->owner) {
+		res->err = ZT_ENONODE; /* another node now has this path */
+		return 0;
+	}
 	e.h.version = zt__inc32(e.h.version, 1);
 	e.h.mzxid = (int64_t)c->t->zxid;
 	e.h.mtime = c->t->time_ms;

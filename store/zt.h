@@ -72,7 +72,7 @@ struct zt_node {
 enum zt_op_type {
 	ZT_OP_CREATE = 1, /* path, data, flags ZT_CREATE_*, owner (ephemeral session) */
 	ZT_OP_DELETE = 2, /* path, version (-1: any); flag ZT_DELETE_SESSION: see there */
-	ZT_OP_SET = 3,    /* path, data, version (-1: any) */
+	ZT_OP_SET = 3,    /* path, data, version (-1: any); flag ZT_SET_CZXID: see there */
 	ZT_OP_CHECK = 4,  /* path, version: fails with ZT_EBADVERSION unless it matches */
 	ZT_OP_RENAME = 5, /* path -> path2. path2 missing: created with path's data and kind (new czxid);
 	                     path2 a leaf: its data becomes path's (version + 1, keeps its czxid);
@@ -91,6 +91,10 @@ enum zt_op_type {
                                      for persistent nodes (ephemeral_owner stays 0) */
 #define ZT_CREATE_SEQUENTIAL 0x4u /* name gets the parent's cversion as %010d appended; the path may
                                      then end in '/' (the name is the number alone) */
+
+#define ZT_SET_CZXID 0x1u /* ZT_OP_SET: owner is the czxid the node at path must have, else
+                            ZT_ENONODE (checked after the version): a write through a file
+                            descriptor never lands in a node created since it was opened */
 
 #define ZT_DELETE_SESSION 0x1u /* ZT_OP_DELETE closes session OWNER (non-zero; path must be "/",
                                  version is ignored; else ZT_EBADARGS): every node whose

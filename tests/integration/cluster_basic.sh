@@ -3,6 +3,7 @@
 #  - a write on node 1 shows on nodes 2 and 3 with the same bytes and version;
 #  - after a sync through a node (.zk/sync, quorumctl sync), a read there is exact at once;
 #  - .zk/status: one leader everyone agrees on, peers up;
+#  - a write through a descriptor whose node was deleted and re-created elsewhere fails;
 #  - write latency through the leader's and through a follower's mount;
 #  - bad cluster settings are refused at start with a clear message.
 . "$(dirname "$0")/cluster_lib.sh"
@@ -134,6 +135,34 @@ print(" ".join(names), "exists" if os.path.exists(os.path.join(d, "n2")) else "g
 PY
 )
 eq "listing opened before a delete, read after: old names, then the name gone after sync" "$out" "n1 n2 n3 gone"
+
+# --- a descriptor open for writing on node 1 whose node node 2 deleted and created again: its
+# next write fails (ENOENT) and never lands in the new node, although that write waits only for
+# the deletion and creation to be visible, not for every change of the node (fs__read_ident)
+cat >"$T/recreate.py" <<'PY'
+import errno, os, sys
+a, b, m1, m2 = sys.argv[1:5]  # one node /rc through mounts 1 and 2
+bad = 0
+for i in range(20):
+    fd = os.open(a, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"first")
+    # one transaction through node 2, so that node 1 may not show it yet at the next write
+    mfd = os.open(os.path.join(m2, ".zk/multi"), os.O_RDWR)
+    os.write(mfd, b"delete /rc\ncreate /rc second\n")
+    os.close(mfd)
+    try:
+        os.write(fd, b"third")
+        bad += 1
+    except OSError as e:
+        bad += e.errno != errno.ENOENT
+    os.close(fd)
+    bad += open(b, "rb").read() != b"second"
+    os.unlink(b)
+    open(os.path.join(m1, ".zk/sync")).read()  # node 1 sees the deletion before the next create
+print("bad", bad)
+PY
+eq "20 rounds: a write through a descriptor whose node was deleted and re-created elsewhere fails" \
+	"$(python3 "$T/recreate.py" "$T/m1/rc" "$T/m2/rc" "$T/m1" "$T/m2")" "bad 0"
 
 # --- latency of one write (create excluded) through the leader and through a follower
 F=$((L % 3 + 1))

@@ -366,6 +366,48 @@ Test(zt, set_data)
 	cr_assert_eq(stat_of("/").num_children, 1);
 }
 
+/* A write through a file descriptor names the node it opened by its czxid: once the path names
+ * a node created since, the set fails and changes nothing. */
+Test(zt, set_with_czxid_only_hits_that_node)
+{
+	cr_assert_eq(create("/a", "one", 0), 0);
+	int64_t cz = stat_of("/a").czxid;
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_SET,
+					   .flags = ZT_SET_CZXID,
+					   .owner = cz,
+					   .version = -1,
+					   .path = "/a",
+					   .data = "two",
+					   .len = 3},
+			    NULL),
+		     0);
+	cr_assert_eq(stat_of("/a").version, 1);
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_DELETE, .version = -1, .path = "/a"}, NULL),
+		     0);
+	cr_assert_eq(create("/a", "new", 0), 0);
+	cr_assert_neq(stat_of("/a").czxid, cz);
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_SET,
+					   .flags = ZT_SET_CZXID,
+					   .owner = cz,
+					   .version = -1,
+					   .path = "/a",
+					   .data = "stale",
+					   .len = 5},
+			    NULL),
+		     ZT_ENONODE);
+	cr_assert_eq(stat_of("/a").version, 0);
+	cr_assert_eq(stat_of("/a").data_length, 3);
+	cr_assert_str_eq(events, "");
+	/* the version is checked first, as ZooKeeper's setData does */
+	cr_assert_eq(apply1((struct zt_op){.type = ZT_OP_SET,
+					   .flags = ZT_SET_CZXID,
+					   .owner = cz,
+					   .version = 7,
+					   .path = "/a"},
+			    NULL),
+		     ZT_EBADVERSION);
+}
+
 Test(zt, delete_node)
 {
 	cr_assert_eq(create("/a", NULL, ZT_CREATE_DIR), 0);
