@@ -891,11 +891,13 @@ static int fs__session_close(struct fs *fs, fuse_req_t req, int64_t session, str
 struct fs__inval {
 	struct fs__job job;
 	struct fs *fs;
-	int data; /* the node's data changed (drop pages), else only its attributes */
+	int data;  /* the node's data changed (drop pages), else only its attributes */
+	int known; /* an entry job for a name whose inode was isolated: the kernel knows it */
 	char path[];
 };
 
 static void fs__inval_entry_run(struct fs__job *job);
+static void fs__inval_entry_known(struct fs *fs, const char *path);
 
 static void fs__inval_inode_run(struct fs__job *job)
 {
@@ -903,8 +905,9 @@ static void fs__inval_inode_run(struct fs__job *job)
 	struct fs *fs = iv->fs;
 	struct fuse_session *se = atomic_load(&fs->se);
 	char dpath[FS__PATH_CAP];
+	const char *isolated[2];
 	uint64_t inos[2];
-	int n = 0, kind = 0;
+	int n = 0, ni = 0, kind = 0;
 	struct fs__inode *in;
 
 	snprintf(dpath, sizeof(dpath), "%s/" FS__DATA_NAME, fs__is_root(iv->path) ? "" : iv->path);
@@ -922,20 +925,33 @@ static void fs__inval_inode_run(struct fs__job *job)
 	pthread_mutex_lock(&fs->it.lock);
 	in = fs__it_find(&fs->it, iv->path);
 	if (in && in->nlookup > 0) {
-		if (in->pc_open > 0)
-			in->pc_inval = 1;
-		else
+		if (in->pc_open == 0)
 			inos[n++] = in->ino;
+		else if (iv->data)
+			isolated[ni++] = iv->path;
+		else
+			in->pc_inval = 1;
+		if (in->pc_open > 0 && iv->data)
+			fs__it_isolate(&fs->it, in);
 		kind = in->kind;
 	}
 	in = fs__it_find(&fs->it, dpath);
 	if (in && in->nlookup > 0) {
-		if (in->pc_open > 0)
-			in->pc_inval = 1;
-		else
+		if (in->pc_open == 0)
 			inos[n++] = in->ino;
+		else if (iv->data)
+			isolated[ni++] = dpath;
+		else
+			in->pc_inval = 1;
+		if (in->pc_open > 0 && iv->data)
+			fs__it_isolate(&fs->it, in);
 	}
 	pthread_mutex_unlock(&fs->it.lock);
+	/* A new version while page-cache readers of it are open: they keep the inode, and their
+	 * version through it; the name gets a new inode (the kernel looks it up again), so that
+	 * stat, listings and new opens see the new version at once. */
+	for (int i = 0; i < ni; i++)
+		fs__inval_entry_known(fs, isolated[i]);
 	for (int i = 0; se && i < n; i++) {
 		int rv = fuse_lowlevel_notify_inval_inode(se, inos[i], iv->data ? 0 : -1, 0);
 
@@ -985,7 +1001,7 @@ static void fs__inval_entry_run(struct fs__job *job)
 			pino = pin->ino;
 	}
 	*slash = '/';
-	known = fs__it_find(&fs->it, iv->path) != NULL;
+	known = iv->known || fs__it_find(&fs->it, iv->path) != NULL;
 	pthread_mutex_unlock(&fs->it.lock);
 	if (se && pino && known) {
 		int rv = fuse_lowlevel_notify_inval_entry(se, pino, name, strlen(name));
@@ -1007,6 +1023,7 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 	}
 	iv->fs = fs;
 	iv->data = data;
+	iv->known = 0;
 	memcpy(iv->path, path, len + 1);
 	if (entry) {
 		iv->job.run = fs__inval_entry_run;
@@ -1015,6 +1032,25 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 		iv->job.run = fs__inval_inode_run;
 		fs__queue_push(&fs->qinode, &iv->job);
 	}
+}
+
+/* Queue the invalidation of the name PATH, whose inode was just isolated (fs__it_isolate): the
+ * kernel knows the name although no attached inode has it now. */
+static void fs__inval_entry_known(struct fs *fs, const char *path)
+{
+	size_t len = strlen(path);
+	struct fs__inval *iv = malloc(sizeof(*iv) + len + 1);
+
+	if (!iv) {
+		fs_error("out of memory: the kernel's entry of %s not invalidated", path);
+		return;
+	}
+	iv->fs = fs;
+	iv->data = 0;
+	iv->known = 1;
+	memcpy(iv->path, path, len + 1);
+	iv->job.run = fs__inval_entry_run;
+	fs__queue_push(&fs->qentry, &iv->job);
 }
 
 /*
@@ -1247,8 +1283,9 @@ static void fs__fh_free(struct fs__fh *fh)
 		pthread_mutex_lock(&fs->it.lock);
 		if (fh->pc && --fh->in->pc_open == 0) {
 			pthread_cond_broadcast(&fs->pc_cond);
-			/* the invalidation held back while readers were open */
-			if (fh->in->pc_inval && fh->in->path)
+			/* the invalidation held back while readers were open (none for an
+			 * isolated inode: the path names another inode now) */
+			if (fh->in->pc_inval && fh->in->path && !fh->in->isolated)
 				snprintf(path, sizeof(path), "%s", fh->in->path);
 			fh->in->pc_inval = 0;
 		}

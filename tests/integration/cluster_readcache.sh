@@ -29,6 +29,35 @@ done
 eq "node 2: 60 cats after 30 writes on node 1 (synced) see each" "$stale" 0
 check "node 2 served those through its page cache" test $(($(st2 opens_cached) - c0)) -gt 30
 
+# A descriptor held open on node 2 across writes on node 1: it keeps reading its version, while
+# stat, a new cat and the page cache on node 2 go to the new one at once (the name gets a new
+# inode, fs__inval_inode_run), not only once the descriptor is closed.
+cat >"$T/held.py" <<'PY'
+import os, subprocess, sys
+m1, m2 = sys.argv[1], sys.argv[2]
+old = b"o" * 7000
+with open(m1 + "/hk", "wb") as f:
+    f.write(old)
+open(m2 + "/.zk/sync").read()
+r = os.open(m2 + "/hk", os.O_RDONLY)
+out = []
+out.append(os.pread(r, 1 << 20, 0) == old)
+for i, v in enumerate([b"n" * 12000, b"m" * 3, b"p" * 7000]):
+    with open(m1 + "/hk", "wb") as f:
+        f.write(v)
+    open(m2 + "/.zk/sync").read()
+    out.append(os.stat(m2 + "/hk").st_size == len(v))
+    out.append(open(m2 + "/hk", "rb").read() == v)
+    out.append(os.pread(r, 1 << 20, 0) == old)
+os.close(r)
+print(" ".join("ok" if x else "bad" for x in out))
+PY
+c0=$(st2 opens_cached)
+eq "node 2: a held descriptor keeps its version; stat and cat there show each write on node 1" \
+	"$(python3 "$T/held.py" "$T/m1" "$T/m2")" "ok ok ok ok ok ok ok ok ok ok"
+for _ in 1 2 3; do cat "$T/m2/hk" >/dev/null; done
+check "node 2: cats after the writes go through its page cache again" test $(($(st2 opens_cached) - c0)) -ge 4
+
 SECS=${QFS_RC_SECS:-4}
 cat >"$T/rw.py" <<'PY'
 import os, random, sys, time
