@@ -144,6 +144,8 @@ struct fs {
 	_Atomic uint64_t n_direct;     /* read-only opens past it */
 	_Atomic uint64_t n_fence_timeouts; /* writers that stopped waiting for readers (and gave
 					      the node a new inode: fs__fence_in) */
+	_Atomic uint64_t n_kept; /* changes applied while page-cache readers of the node were
+				    open: the name got a new inode (fs__inval_inode_run) */
 	int64_t pc_hold[FS__ESEQ_N]; /* protected by it.lock: by a hash of the path, no page-cache
 					grant until this time (monotonic ms; see fs__fence_in) */
 	/* Changes that invalidate names the kernel may cache, counted when reported (after their
@@ -517,9 +519,10 @@ static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 	    "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64 "\n"
 	    /* how read-only opens of nodes were served (see fs__pc_grant) */
 	    "opens_cached=%" PRIu64 "\nopens_direct=%" PRIu64 "\nwriter_fence_timeouts=%" PRIu64
-	    "\n",
+	    "\nreaders_kept_inode=%" PRIu64 "\n",
 	    base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired,
-	    atomic_load(&fs->n_pc), atomic_load(&fs->n_direct), atomic_load(&fs->n_fence_timeouts));
+	    atomic_load(&fs->n_pc), atomic_load(&fs->n_direct), atomic_load(&fs->n_fence_timeouts),
+	    atomic_load(&fs->n_kept));
 	return m < 0 ? m : n + m;
 }
 
@@ -952,6 +955,8 @@ static void fs__inval_inode_run(struct fs__job *job)
 	 * stat, listings and new opens see the new version at once. */
 	for (int i = 0; i < ni; i++)
 		fs__inval_entry_known(fs, isolated[i]);
+	if (ni)
+		atomic_fetch_add(&fs->n_kept, (uint64_t)ni);
 	for (int i = 0; se && i < n; i++) {
 		int rv = fuse_lowlevel_notify_inval_inode(se, inos[i], iv->data ? 0 : -1, 0);
 

@@ -53,10 +53,13 @@ os.close(r)
 print(" ".join("ok" if x else "bad" for x in out))
 PY
 c0=$(st2 opens_cached)
+k0=$(st2 readers_kept_inode)
 eq "node 2: a held descriptor keeps its version; stat and cat there show each write on node 1" \
 	"$(python3 "$T/held.py" "$T/m1" "$T/m2")" "ok ok ok ok ok ok ok ok ok ok"
 for _ in 1 2 3; do cat "$T/m2/hk" >/dev/null; done
 check "node 2: cats after the writes go through its page cache again" test $(($(st2 opens_cached) - c0)) -ge 4
+check "node 2: .zk/status counts the held reader's inode kept (readers_kept_inode)" \
+	test $(($(st2 readers_kept_inode) - k0)) -ge 1
 
 SECS=${QFS_RC_SECS:-4}
 cat >"$T/rw.py" <<'PY'
