@@ -900,7 +900,28 @@ struct fs__inval {
 };
 
 static void fs__inval_entry_run(struct fs__job *job);
-static void fs__inval_entry_known(struct fs *fs, const char *path);
+static void fs__inval_queue(struct fs *fs, const char *path, int data, int entry, int known);
+
+/*
+ * What a change of PATH does to IN, its attached inode if any (fs->it.lock held): with no
+ * page-cache reader open, IN's ino goes to INOS (to invalidate). With readers open and new
+ * data, IN is isolated and PATH goes to ISOLATED (its name to invalidate); with readers open and
+ * only new attributes, the invalidation waits for the last reader to close (pc_inval).
+ */
+static void fs__inval_pick(struct fs *fs, struct fs__inode *in, const char *path, int data,
+			   uint64_t *inos, int *n, const char **isolated, int *ni)
+{
+	if (!in || in->nlookup == 0)
+		return;
+	if (in->pc_open == 0) {
+		inos[(*n)++] = in->ino;
+	} else if (data) {
+		fs__it_isolate(&fs->it, in);
+		isolated[(*ni)++] = path;
+	} else {
+		in->pc_inval = 1;
+	}
+}
 
 static void fs__inval_inode_run(struct fs__job *job)
 {
@@ -915,46 +936,29 @@ static void fs__inval_inode_run(struct fs__job *job)
 
 	snprintf(dpath, sizeof(dpath), "%s/" FS__DATA_NAME, fs__is_root(iv->path) ? "" : iv->path);
 	/*
-	 * Page-cache mode: an inode with page-cache readers open is left alone until the last of
-	 * them closes (fs__fh_free queues this again then). Its pages and every attribute reply
-	 * are of the readers' version anyway, and an invalidation would only make the kernel
-	 * drop the attribute reply a reader is waiting for (it bumps the inode's attr_version):
-	 * that reader would then read with whatever size the kernel had before, maybe another
-	 * version's. Exclusive, so that no grant of a new version (fs__pc_grant) comes between
+	 * Page-cache mode: an inode with page-cache readers open is never invalidated while they
+	 * are open (new data: it is isolated and its name invalidated instead; new attributes
+	 * only: fs__fh_free queues this again when the last closes). Its pages and every
+	 * attribute reply are of the readers' version, and an invalidation would only make the
+	 * kernel drop the attribute reply a reader is waiting for (it bumps the inode's
+	 * attr_version): that reader would then read with whatever size the kernel had before,
+	 * maybe another version's. Exclusive, so that no grant of a new version (fs__pc_grant) comes between
 	 * the test and the invalidation; no READ can hold a page then (no reader is open).
 	 */
 	if (fs->cfg.read_cache)
 		pthread_rwlock_wrlock(&fs->pc_rw);
 	pthread_mutex_lock(&fs->it.lock);
 	in = fs__it_find(&fs->it, iv->path);
-	if (in && in->nlookup > 0) {
-		if (in->pc_open == 0)
-			inos[n++] = in->ino;
-		else if (iv->data)
-			isolated[ni++] = iv->path;
-		else
-			in->pc_inval = 1;
-		if (in->pc_open > 0 && iv->data)
-			fs__it_isolate(&fs->it, in);
+	if (in && in->nlookup > 0)
 		kind = in->kind;
-	}
-	in = fs__it_find(&fs->it, dpath);
-	if (in && in->nlookup > 0) {
-		if (in->pc_open == 0)
-			inos[n++] = in->ino;
-		else if (iv->data)
-			isolated[ni++] = dpath;
-		else
-			in->pc_inval = 1;
-		if (in->pc_open > 0 && iv->data)
-			fs__it_isolate(&fs->it, in);
-	}
+	fs__inval_pick(fs, in, iv->path, iv->data, inos, &n, isolated, &ni);
+	fs__inval_pick(fs, fs__it_find(&fs->it, dpath), dpath, iv->data, inos, &n, isolated, &ni);
 	pthread_mutex_unlock(&fs->it.lock);
 	/* A new version while page-cache readers of it are open: they keep the inode, and their
 	 * version through it; the name gets a new inode (the kernel looks it up again), so that
 	 * stat, listings and new opens see the new version at once. */
 	for (int i = 0; i < ni; i++)
-		fs__inval_entry_known(fs, isolated[i]);
+		fs__inval_queue(fs, isolated[i], 0, 1, 1); /* no attached inode has the name now */
 	if (ni)
 		atomic_fetch_add(&fs->n_kept, (uint64_t)ni);
 	for (int i = 0; se && i < n; i++) {
@@ -1017,7 +1021,9 @@ static void fs__inval_entry_run(struct fs__job *job)
 	free(iv);
 }
 
-static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
+/* Queue the invalidation of PATH's inode(s) (DATA: pages too), or with ENTRY of its name (KNOWN:
+ * the kernel knows the name even if no attached inode has it, see fs__inval_pick). */
+static void fs__inval_queue(struct fs *fs, const char *path, int data, int entry, int known)
 {
 	size_t len = strlen(path);
 	struct fs__inval *iv = malloc(sizeof(*iv) + len + 1);
@@ -1028,7 +1034,7 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 	}
 	iv->fs = fs;
 	iv->data = data;
-	iv->known = 0;
+	iv->known = known;
 	memcpy(iv->path, path, len + 1);
 	if (entry) {
 		iv->job.run = fs__inval_entry_run;
@@ -1039,23 +1045,9 @@ static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 	}
 }
 
-/* Queue the invalidation of the name PATH, whose inode was just isolated (fs__it_isolate): the
- * kernel knows the name although no attached inode has it now. */
-static void fs__inval_entry_known(struct fs *fs, const char *path)
+static void fs__inval_push(struct fs *fs, const char *path, int data, int entry)
 {
-	size_t len = strlen(path);
-	struct fs__inval *iv = malloc(sizeof(*iv) + len + 1);
-
-	if (!iv) {
-		fs_error("out of memory: the kernel's entry of %s not invalidated", path);
-		return;
-	}
-	iv->fs = fs;
-	iv->data = 0;
-	iv->known = 1;
-	memcpy(iv->path, path, len + 1);
-	iv->job.run = fs__inval_entry_run;
-	fs__queue_push(&fs->qentry, &iv->job);
+	fs__inval_queue(fs, path, data, entry, 0);
 }
 
 /*
@@ -3350,14 +3342,16 @@ static void fs__isolate(struct fs *fs, struct fs__inode *in)
 /* Whether no page-cache read may be granted on IN now. fs->it.lock held. */
 static int fs__pc_barred(struct fs *fs, const struct fs__inode *in)
 {
-	int64_t until;
+	int64_t *until;
 
 	if (in->fence > 0)
 		return 1;
 	if (!in->path)
 		return 0;
-	until = fs->pc_hold[fs__eseq_slot(in->path)];
-	return until != 0 && fs__mono_ms() < until;
+	until = &fs->pc_hold[fs__eseq_slot(in->path)];
+	if (*until != 0 && fs__mono_ms() >= *until)
+		*until = 0; /* expired: no clock read on the next grants */
+	return *until != 0;
 }
 
 /*

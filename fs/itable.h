@@ -79,8 +79,9 @@ void fs__it_destroy(struct fs__itable *tab);
 struct fs__inode *fs__it_get(struct fs__itable *tab, uint64_t ino);
 /* Take IN out of the path index but keep its path (and node): the handles open on it keep
  * working, and the next lookup of the path makes a new inode, which the kernel then uses for
- * every new open. fs_open uses it to keep a writer's size changes away from page-cache readers
- * that stay open. No effect on the root or a detached inode. */
+ * every new open. fs/fs.c uses it to keep a writer's size changes, and a change applied from
+ * elsewhere, away from page-cache readers that stay open. No effect on the root or a detached
+ * inode. */
 void fs__it_isolate(struct fs__itable *tab, struct fs__inode *in);
 /* The attached inode for PATH, or NULL. */
 struct fs__inode *fs__it_find(struct fs__itable *tab, const char *path);
