@@ -2,7 +2,8 @@
  * fclient: a client of the fault campaign (tools/faults). It acts on one quorumfs mount exactly as
  * a user does (open/read/write/close, xattrs, .zk/sync, .zk/sequential, quorumctl lock) and records
  * every operation's invocation and completion in qfs-check's history format (tools/check/README.md),
- * one write(2) per record on an O_APPEND file, so that a kill leaves whole lines.
+ * one write(2) per record on an O_APPEND file, so that a kill leaves whole lines. Register clients
+ * also hold read descriptors across their later operations and check that each keeps its version.
  *
  *   fclient run --work reg|queue|lock|eph --mount M --proc P --out FILE --seconds S --seed N
  *               [--keys K] [--qfsctl PATH] [--ops N] [--pause-ms MS]
@@ -252,6 +253,100 @@ static void op_read(unsigned p, uint64_t op, const char *mount, const char *path
 	}
 }
 
+/*
+ * Readers that keep their descriptor: a held descriptor must go on reading the whole version it
+ * opened, byte for byte, however many writes (on this mount or elsewhere) come after it; that is
+ * what page-cache reads promise (README "Reads"). A client holds at most HELD of them, each for a
+ * few of its later operations. Their first read is logged as "# held" (tools/faults checks that
+ * the value was written by someone); a reread that differs is "# anomaly held-read".
+ */
+#define HELD 2
+static struct held {
+	int fd;
+	int left; /* operations to go before it is closed */
+	size_t len;
+	char key[32];
+	char val[MAXV];
+} holds[HELD] = {{.fd = -1}, {.fd = -1}};
+
+/* The whole content of FD from offset 0 into BUF (at most MAXV-1 bytes). Length or -errno. */
+static int pread_all(int fd, char *buf)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf + len, MAXV - 1 - len, (off_t)len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return -errno;
+	buf[len] = 0;
+	return (int)len;
+}
+
+static void held_close(struct held *h)
+{
+	close(h->fd);
+	h->fd = -1;
+}
+
+/* Opens PATH for reading and keeps the descriptor for LEFT more operations of this client. */
+static void held_open(unsigned p, const char *path, const char *key, int left)
+{
+	struct held *h = NULL;
+	int rv;
+
+	for (int i = 0; i < HELD; i++)
+		if (holds[i].fd < 0)
+			h = &holds[i];
+	if (!h)
+		return;
+	h->fd = open(path, O_RDONLY);
+	if (h->fd < 0) {
+		note_err(errno);
+		return;
+	}
+	rv = pread_all(h->fd, h->val);
+	if (rv < 0) {
+		note_err(-rv);
+		held_close(h);
+		return;
+	}
+	h->len = (size_t)rv;
+	h->left = left;
+	snprintf(h->key, sizeof(h->key), "%s", key);
+	rec("# held p=%u key=%s value=%s t=%" PRId64, p, key, h->val, now_ns());
+}
+
+/* Rereads every held descriptor; closes those whose time is up, or whose mount went away. */
+static void held_step(unsigned p)
+{
+	char again[MAXV];
+
+	for (int i = 0; i < HELD; i++) {
+		struct held *h = &holds[i];
+		int rv;
+
+		if (h->fd < 0)
+			continue;
+		rv = pread_all(h->fd, again);
+		if (rv < 0) { /* a dead mount or a lost connection: not the reader's version */
+			note_err(-rv);
+			held_close(h);
+			continue;
+		}
+		if ((size_t)rv != h->len || memcmp(again, h->val, h->len) != 0) {
+			fprintf(stderr, "anomaly held-read: %s opened as '%s' (%zu bytes) reread as '%s' "
+					"(%d bytes)\n",
+				h->key, h->val, h->len, again, rv);
+			rec("# anomaly held-read p=%u key=%s t=%" PRId64, p, h->key, now_ns());
+			held_close(h);
+			continue;
+		}
+		if (--h->left <= 0)
+			held_close(h);
+	}
+}
+
 static void op_create_seq(unsigned p, uint64_t op, const char *mount)
 {
 	char path[4096], fdp[64], name[MAXV];
@@ -495,6 +590,9 @@ static int run(int argc, char **argv)
 			snprintf(key, sizeof(key), "/reg/k%u", (unsigned)(rnd() % keys));
 			snprintf(path, sizeof(path), "%s%s", mount, key);
 			snprintf(val, sizeof(val), "p%uo%" PRIu64, p, op);
+			held_step(p);
+			if (rnd() % 8 == 0)
+				held_open(p, path, key, 1 + (int)(rnd() % 6));
 			if (r < 25) {
 				op_read(p, op, mount, path, key, 1);
 			} else if (r < 50) {
