@@ -504,6 +504,7 @@ static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 	int n, m;
 	int64_t base;
 	uint64_t expired;
+	size_t inodes, named;
 
 	rp_read_wait(fs->rp, 0); /* applied= covers every write answered here */
 	n = rp_status(fs->rp, buf, cap);
@@ -514,15 +515,21 @@ static int fs__status_fill(struct fs *fs, char *buf, size_t cap)
 	base = fs->sbase;
 	expired = fs->sexpired;
 	pthread_mutex_unlock(&fs->slock);
+	pthread_mutex_lock(&fs->it.lock);
+	inodes = fs->it.n;
+	named = fs->it.npath;
+	pthread_mutex_unlock(&fs->it.lock);
 	m = snprintf(
 	    (size_t)n < cap ? buf + n : NULL, (size_t)n < cap ? cap - (size_t)n : 0,
 	    "session_epoch=%" PRIu64 "\nsession_timeout_ms=%u\nsessions_expired=%" PRIu64 "\n"
 	    /* how read-only opens of nodes were served (see fs__pc_grant) */
 	    "opens_cached=%" PRIu64 "\nopens_direct=%" PRIu64 "\nwriter_fence_timeouts=%" PRIu64
-	    "\nreaders_kept_inode=%" PRIu64 "\n",
+	    "\nreaders_kept_inode=%" PRIu64 "\n"
+	    /* inodes the kernel holds; those no longer named (isolated, or deleted but open) */
+	    "inodes=%zu\ninodes_unnamed=%zu\n",
 	    base ? (uint64_t)ZT_SESSION_EPOCH(base) : 0, fs->cfg.session_timeout_ms, expired,
 	    atomic_load(&fs->n_pc), atomic_load(&fs->n_direct), atomic_load(&fs->n_fence_timeouts),
-	    atomic_load(&fs->n_kept));
+	    atomic_load(&fs->n_kept), inodes, inodes - named);
 	return m < 0 ? m : n + m;
 }
 

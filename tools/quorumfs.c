@@ -9,6 +9,7 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -38,6 +39,7 @@ struct options {
 	enum fs_log_level log_level;
 	double cache_timeout;
 	int read_cache;
+	int sched_batch;
 	unsigned max_threads;
 	char *fuse_opts;   /* comma-separated -o options, malloc'd */
 	struct qc_opts cl; /* cluster settings (tools/qfs_config.h); no peers: one node */
@@ -51,6 +53,7 @@ enum {
 	OPT_FUSE_DEBUG,
 	OPT_READ_CACHE,
 	OPT_NO_READ_CACHE,
+	OPT_SCHED,
 	OPT_VERSION,
 };
 
@@ -64,6 +67,7 @@ static const struct option long_options[] = {
     {"fuse-debug", no_argument, NULL, OPT_FUSE_DEBUG},
     {"read-cache", no_argument, NULL, OPT_READ_CACHE},
     {"no-read-cache", no_argument, NULL, OPT_NO_READ_CACHE},
+    {"sched", required_argument, NULL, OPT_SCHED},
     QC_LONG_OPTIONS,
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -93,6 +97,8 @@ static void usage(FILE *f)
 	    "  --read-cache          repeated reads of an unchanged node are served by the kernel's\n"
 	    "                        page cache, exactly (the default)\n"
 	    "  --no-read-cache       every read-only open reads past the page cache\n"
+	    "  --sched batch|normal  the daemon's scheduling policy: batch (the default) does not\n"
+	    "                        preempt the running program at each wake-up (SCHED_BATCH)\n"
 	    "  --fuse-debug          trace every FUSE request (libfuse's -d)\n"
 	    "  -h, --help            this text\n"
 	    "  --version             print the version\n");
@@ -119,7 +125,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c, rv;
 
 	*o = (struct options){.log_level = FS_LOG_INFO, .cache_timeout = 3600.0, .max_threads = 16,
-			     .read_cache = 1};
+			     .read_cache = 1, .sched_batch = 1};
 	while ((c = getopt_long(argc, argv, "fdho:", long_options, NULL)) != -1) {
 		char *end;
 
@@ -159,6 +165,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_NO_READ_CACHE:
 			o->read_cache = 0;
+			break;
+		case OPT_SCHED:
+			if (strcmp(optarg, "batch") == 0) {
+				o->sched_batch = 1;
+			} else if (strcmp(optarg, "normal") == 0) {
+				o->sched_batch = 0;
+			} else {
+				fprintf(stderr, "quorumfs: bad --sched '%s' (batch or normal)\n",
+					optarg);
+				return -1;
+			}
 			break;
 		case OPT_FUSE_DEBUG:
 			o->fuse_debug = 1;
@@ -341,6 +358,14 @@ int main(int argc, char **argv)
 		setsid();
 	}
 
+	/* Before the first thread: every thread of the daemon inherits the policy. */
+	if (o.sched_batch) {
+		struct sched_param sp = {0};
+
+		if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+			fs_warn("cannot use SCHED_BATCH (%s): staying with the default policy",
+				strerror(errno));
+	}
 	/* Threads started from here on (storage, invalidations) leave the stop signals to the
 	 * FUSE loop's threads. */
 	sigemptyset(&sigs);
