@@ -26,6 +26,11 @@ check "the detached daemon holds the data directory's lock" test -n "$DPID"
 check "the daemon is not a child of the shell that started it" bash -c "[[ \$(awk '{print \$4}' /proc/$DPID/stat) != $$ ]]"
 echo x >"$M/n"
 eq "the detached daemon serves" "$(cat "$M/n")" x
+# every thread under SCHED_BATCH (field 41 of /proc/PID/task/TID/stat is the policy: 0 normal,
+# 3 batch); the FUSE workers that just served are among them
+policies() { for t in /proc/"$1"/task/*; do awk '{print $41}' "$t/stat"; done | sort -u | tr '\n' ' '; }
+eq "the daemon and all its threads run under SCHED_BATCH (the default)" "$(policies "$DPID")" "3 "
+check "the daemon has its worker threads" test "$(ls /proc/"$DPID"/task | wc -l)" -ge 4
 
 # a second daemon on the same data directory
 mkdir -p "$T/mnt2"
@@ -37,6 +42,10 @@ check "second daemon did not mount" bash -c "! mountpoint -q '$T/mnt2'"
 "$QFS" -f --data "$D" "$T/mnt2" 2>"$T/err3"
 check "second daemon in the foreground refused too" test $? -ne 0
 eq "the first daemon still serves" "$(cat "$M/n")" x
+
+"$QFS" --sched fast --data "$T/d2" "$T/mnt2" >/dev/null 2>"$T/err4"
+eq "--sched with a bad value: usage error (exit 2)" "$?" 2
+check "--sched bad value: clear message" grep -q "bad --sched 'fast'" "$T/err4"
 
 # SIGTERM unmounts and exits
 kill -TERM "$DPID"
@@ -55,10 +64,11 @@ eq "foreground daemon: exit 0 on SIGTERM" "$?" 0
 check "unmounted after SIGTERM" not_mounted "$M"
 check "log says why it stopped" grep -q "stopping (Terminated)" "$T/fg.log"
 
-"$QFS" -f --data "$D" "$M" 2>"$T/fg2.log" &
+"$QFS" -f --sched normal --data "$D" "$M" 2>"$T/fg2.log" &
 P=$!
 QFS_PIDS+=("$P")
 wait_for 10 is_mounted "$M" || fail "foreground daemon did not mount"
+eq "--sched normal: every thread under the normal policy" "$(policies "$P")" "0 "
 fusermount3 -u "$M"
 wait "$P"
 eq "fusermount3 -u: daemon exits 0" "$?" 0
