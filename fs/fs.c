@@ -47,6 +47,17 @@ enum fs__mode {
 	FS__M_WATCHC = 5, /* .zk/watch-children: of its child list */
 };
 
+#ifdef QFS_TEST_HOOKS
+/* Whether the deliberate bug NAME is switched on for the fault campaign (tests/faults):
+ * QFS_TEST_BUG=NAME, test builds only. */
+static int fs__test_bug(const char *name)
+{
+	const char *b = getenv("QFS_TEST_BUG");
+
+	return b && strcmp(b, name) == 0;
+}
+#endif
+
 static const struct {
 	const char *name;
 	enum fs__mode mode;
@@ -3184,9 +3195,9 @@ static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 	c->fi.keep_cache = 1;
 	c->fi.noflush = 1;
 #ifdef QFS_TEST_HOOKS
-	/* A deliberate bug for the fault campaign (tests/faults): QFS_TEST_BUG=stale-sync answers
+	/* A deliberate bug (fs__test_bug): QFS_TEST_BUG=stale-sync answers
 	 * at once, so a "fresh" read after it may come from a lagging replica. */
-	if (getenv("QFS_TEST_BUG") && strcmp(getenv("QFS_TEST_BUG"), "stale-sync") == 0) {
+	if (fs__test_bug("stale-sync")) {
 		fs__sync_done(c, 0, 0, NULL, 0);
 		return 0;
 	}
@@ -3392,10 +3403,9 @@ static int fs__fence_in(struct fs *fs, struct fs__inode *in, int wait)
 		if (pthread_cond_timedwait(&fs->pc_cond, &fs->it.lock, &dl) == ETIMEDOUT)
 			break;
 #ifdef QFS_TEST_HOOKS
-	/* A deliberate bug for the fault campaign (tests/faults): QFS_TEST_BUG=no-isolate lets the
+	/* A deliberate bug (fs__test_bug): QFS_TEST_BUG=no-isolate lets the
 	 * writer go ahead under the readers still open, as before 386d015 (FAULTS.md "Found" 11). */
-	if (wait && in->pc_open > 0 && getenv("QFS_TEST_BUG") &&
-	    strcmp(getenv("QFS_TEST_BUG"), "no-isolate") == 0)
+	if (wait && in->pc_open > 0 && fs__test_bug("no-isolate"))
 		wait = 0;
 #endif
 	if (wait && in->pc_open > 0) {

@@ -9,10 +9,10 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

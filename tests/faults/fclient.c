@@ -102,6 +102,21 @@ static void note_err(int e)
 		dead_mount = 1;
 }
 
+/* The whole content of FD from offset 0 into BUF (at most MAXV-1 bytes). Length or -errno. */
+static int pread_all(int fd, char *buf)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf + len, MAXV - 1 - len, (off_t)len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return -errno;
+	buf[len] = 0;
+	return (int)len;
+}
+
+/* read(2), not pread: .zk/sync and the other control files are streams */
 static int read_file(const char *path, char *buf)
 {
 	int fd = open(path, O_RDONLY);
@@ -268,20 +283,6 @@ static struct held {
 	char key[32];
 	char val[MAXV];
 } holds[HELD] = {{.fd = -1}, {.fd = -1}};
-
-/* The whole content of FD from offset 0 into BUF (at most MAXV-1 bytes). Length or -errno. */
-static int pread_all(int fd, char *buf)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while ((n = pread(fd, buf + len, MAXV - 1 - len, (off_t)len)) > 0)
-		len += (size_t)n;
-	if (n < 0)
-		return -errno;
-	buf[len] = 0;
-	return (int)len;
-}
 
 static void held_close(struct held *h)
 {
