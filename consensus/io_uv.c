@@ -575,6 +575,10 @@ static void rpx__step(struct rpx *x, struct px_event *ev, struct rpx_item *news)
 	struct px_update u;
 	int rc;
 
+	/* the clock now, not the loop's reading from the start of this iteration: a process stopped
+	 * mid-iteration (SIGSTOP, a long swap-in) finishes it with sockets full of what came
+	 * meanwhile, and the core must see that time passed (a leader then checks its quorum) */
+	uv_update_time(&x->loop);
 	ev->now = uv_now(&x->loop);
 	ev->rand = rpx__rand();
 	{

@@ -818,6 +818,12 @@ static void learn_chosen(struct px_node *nd, uint64_t s, uint64_t b, const uint8
 	if (s > nd->last)
 		nd->last = s;
 	record_slot(nd, s, sl);
+	/* A leader never proposed from next_slot on: a value chosen there was chosen at another,
+	 * higher ballot (a lower one would have been reported in our phase 1), so ours is stale (a
+	 * leader frozen while another took over learns this from a catch-up). Step down: flush()
+	 * must not propose into a chosen slot. */
+	if (nd->role == PX_LEADER && s >= nd->next_slot && !BUG(PX_BUG_PROPOSE_INTO_CHOSEN))
+		become_follower(nd);
 }
 
 /* Note a peer's commit index (its latest word: it goes down when the peer restarts with an older
@@ -947,6 +953,13 @@ static void propose(struct px_node *nd, uint64_t s, uint8_t *val, uint32_t len)
 	struct px_entry e;
 
 	if (!sl) {
+		free(val);
+		return;
+	}
+	if ((sl->flags & S_CHOSEN) && (sl->len != len || (len && memcmp(sl->val, val, len))) &&
+	    !BUG(PX_BUG_PROPOSE_INTO_CHOSEN)) {
+		/* never replace a chosen value (flush() steps down first; become_leader re-proposes
+		 * a chosen slot with its own value) */
 		free(val);
 		return;
 	}
@@ -1406,6 +1419,12 @@ static void on_accepted(struct px_node *nd, const struct px_msg *m)
 		for (uint32_t i = 0; i < m->nent; i++)
 			learn_tally(nd, m->ent[i].slot, m->ballot, m->from);
 		advance_commit(nd);
+		return;
+	}
+	if (m->ballot > nd->ballot && !BUG(PX_BUG_PROPOSE_INTO_CHOSEN)) {
+		/* the acceptor follows a newer leader: ours is stale, as on a REJECT */
+		see_ballot(nd, m->ballot);
+		become_follower(nd);
 		return;
 	}
 	if (m->ballot != nd->ballot)
@@ -1923,8 +1942,14 @@ static void flush(struct px_node *nd)
 	while (nd->qcount && nd->inflight < nd->cfg.window) {
 		uint32_t len;
 		uint8_t *v;
-		if (!slot_get(nd, nd->next_slot))
+		struct slot *sl = slot_get(nd, nd->next_slot);
+		if (!sl)
 			break; /* the log is full: the host must snapshot */
+		if ((sl->flags & S_CHOSEN) && !BUG(PX_BUG_PROPOSE_INTO_CHOSEN)) {
+			/* chosen at another ballot (learn_chosen steps down first): stale */
+			become_follower(nd);
+			break;
+		}
 		v = q_cut(nd, &len);
 		if (!v)
 			break;

@@ -34,8 +34,9 @@
  *     reports that its connection to the leader ended (PX_EV_PEER_DOWN) campaigns after one to
  *     two heartbeats. While a live
  *     leader is heard, followers (and a leader that hears a majority) ignore other candidacies. A
- *     leader that sees a higher ballot, or that has not heard from a majority for an election
- *     timeout (check-quorum), steps down.
+ *     leader that sees a higher ballot (a REJECT, an ACCEPTED), learns a value chosen in a
+ *     slot it has not proposed yet (its ballot is stale: it never proposes into a chosen slot), or
+ *     has not heard from a majority for an election timeout (check-quorum), steps down.
  *   - Submissions (client id, seq, bytes) are accepted at any node; non-leaders forward them to the
  *     leader they know. A node keeps every submission of its own pending until it is applied, and
  *     re-sends them all, in order from the first unapplied one (go-back-N), on the retry timer,
@@ -102,6 +103,8 @@ enum {
 	PX_BUG_ADMIT_GAPS = 1u << 5, /* px_filter applies a seq past a gap (the FIFO rule broken) */
 	PX_BUG_LEARN_MIXED_BALLOTS = 1u << 6, /* a learner counts acceptances of different
 						 ballots together */
+	PX_BUG_PROPOSE_INTO_CHOSEN = 1u << 7, /* a stale leader that learns later slots chosen
+						 stays leader and proposes into them */
 };
 extern unsigned px_debug_bugs;
 #endif

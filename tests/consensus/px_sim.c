@@ -38,6 +38,8 @@ static unsigned bug_of(const char *name)
 		return PX_BUG_ADMIT_GAPS;
 	if (!strcmp(name, "learn-mixed-ballots"))
 		return PX_BUG_LEARN_MIXED_BALLOTS;
+	if (!strcmp(name, "propose-into-chosen"))
+		return PX_BUG_PROPOSE_INTO_CHOSEN;
 #endif
 	(void)name;
 	return 0;

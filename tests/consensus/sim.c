@@ -150,6 +150,13 @@ struct node {
 	uint64_t last_step_at;
 	enum px_role was_role;
 	uint64_t learnt; /* slots up to here were checked when this node learnt them chosen */
+	/* SIGSTOP until this time: nothing reaches the core before; what arrived meanwhile (its
+	 * messages in order, its disk's completions) is handled at that time, before its timer */
+	uint64_t paused_until;
+	/* and then, until stale_until, its host still hands it the time it was frozen at: an event
+	 * loop stopped mid-iteration finishes that iteration (its sockets now full of what came
+	 * meanwhile) with the clock it read before */
+	uint64_t paused_at, stale_until;
 };
 
 struct trk {
@@ -803,6 +810,8 @@ static void step(struct sim *s, uint32_t i, const struct px_event *ev)
 	{
 		/* every node reads its own wall clock, skewed */
 		struct px_event e2 = *ev;
+		if (s->now <= nd->stale_until && e2.now > nd->paused_at)
+			e2.now = nd->paused_at;
 		e2.wall = (uint64_t)((int64_t)(SIM_EPOCH_MS + s->now) + nd->skew);
 		rv = px_step(nd->px, &e2, &u);
 	}
@@ -1109,6 +1118,7 @@ static void node_down(struct sim *s, uint32_t i)
 	px_free(nd->px);
 	nd->px = NULL;
 	nd->up = false;
+	nd->paused_until = nd->stale_until = 0;
 	for (uint32_t k = 0; k < nd->npw; k++)
 		pwrite_free(&nd->pw[k]);
 	nd->npw = 0;
@@ -1157,11 +1167,16 @@ int sim_run_until(struct sim *s, uint64_t t)
 	while (!s->fail[0]) {
 		uint64_t best = UINT64_MAX;
 		uint32_t bn = NONE;
-		for (uint32_t i = 0; i < s->cfg.n; i++)
-			if (s->nodes[i].up && s->nodes[i].deadline < best) {
-				best = s->nodes[i].deadline;
+		for (uint32_t i = 0; i < s->cfg.n; i++) {
+			const struct node *nd = &s->nodes[i];
+			uint64_t d = nd->deadline > nd->paused_until ? nd->deadline : nd->paused_until;
+			if (nd->stale_until >= s->now && d <= nd->stale_until)
+				d = nd->stale_until + 1; /* no timer mid-iteration */
+			if (nd->up && d < best) {
+				best = d;
 				bn = i;
 			}
+		}
 		if (s->nheap && s->heap[0].at <= best) {
 			struct event e;
 			if (s->heap[0].at > t)
@@ -1169,6 +1184,13 @@ int sim_run_until(struct sim *s, uint64_t t)
 			e = heap_pop(s);
 			if (e.at > s->now)
 				s->now = e.at;
+			if (s->nodes[e.to].up && s->nodes[e.to].paused_until > s->now) {
+				/* frozen: it waits in the socket (or the disk's completion queue), in
+				 * order */
+				e.at = s->nodes[e.to].paused_until;
+				heap_push(s, e);
+				continue;
+			}
 			switch (e.type) {
 			case E_MSG:
 				on_msg(s, &e);
@@ -1300,6 +1322,16 @@ void sim_restart(struct sim *s, uint32_t i, bool wipe)
 	boot_node(s, i);
 }
 
+void sim_pause(struct sim *s, uint32_t i, uint64_t ms, uint64_t stale_ms)
+{
+	if (!s->nodes[i].up)
+		return;
+	trace(s, "node %u: paused for %llu ms", i, (unsigned long long)ms);
+	s->nodes[i].paused_at = s->now;
+	s->nodes[i].paused_until = s->now + ms;
+	s->nodes[i].stale_until = stale_ms ? s->now + ms + stale_ms : 0;
+}
+
 void sim_crash_after_persist(struct sim *s, uint32_t i)
 {
 	s->nodes[i].crash_after_persist = true;
@@ -1335,8 +1367,8 @@ void sim_submit_client(struct sim *s, uint32_t i, uint32_t c, uint32_t nops)
 	uint8_t data[16][64];
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = s->now};
 
-	if (!nd->up || nops == 0)
-		return;
+	if (!nd->up || nops == 0 || nd->paused_until > s->now)
+		return; /* a frozen node's clients wait: they submit later */
 	if (nops > 16)
 		nops = 16;
 	for (uint32_t k = 0; k < nops; k++) {
@@ -1569,7 +1601,16 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 				for (uint32_t j = 0; j < n; j++)
 					sim_link(s, i, j, true);
 		} else if (a < 60) {
-			sim_isolate(s, x, rnd(s) % 2, rnd(s) % 2);
+			if (rnd(s) % 3 == 0) {
+				/* SIGSTOP, often of the leader, for one to four election timeouts */
+				if (rnd(s) % 2 && sim_leader(s) != NONE)
+					x = sim_leader(s);
+				/* half the time stopped mid-iteration (sim.h) */
+				sim_pause(s, x, cfg.election * (1 + rnd(s) % 4),
+					  rnd(s) % 2 ? rrange(s, 1, 30) : 0);
+			} else {
+				sim_isolate(s, x, rnd(s) % 2, rnd(s) % 2);
+			}
 		} else if (a < 62) {
 			sim_link(s, x, y, rnd(s) % 2);
 		} else if (a < 62 + w_crash) {

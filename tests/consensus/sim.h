@@ -67,6 +67,12 @@ void sim_crash(struct sim *s, uint32_t node);
  * connection to NODE end at once (PX_EV_PEER_DOWN). */
 void sim_kill(struct sim *s, uint32_t node);
 void sim_restart(struct sim *s, uint32_t node, bool wipe); /* wipe: empty disk */
+/* SIGSTOP of NODE for MS: it handles nothing meanwhile; then what reached it (messages in order,
+ * persistence completions) comes before its timers. For STALE_MS more (0: none) its events carry
+ * the time it was frozen at and no timer fires: a host's event loop stopped mid-iteration finishes
+ * that iteration, its sockets now full of what came meanwhile, with the clock it read before. Its
+ * clients submit nothing while it is frozen. */
+void sim_pause(struct sim *s, uint32_t node, uint64_t ms, uint64_t stale_ms);
 /* Crash NODE at the moment its next persistence completes, before anything is sent. */
 void sim_crash_after_persist(struct sim *s, uint32_t node);
 bool sim_up(const struct sim *s, uint32_t node);

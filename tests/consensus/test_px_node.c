@@ -585,3 +585,92 @@ Test(px_node, leader_stamps_never_go_below_a_known_stamp)
 	cr_assert_eq(first_stamp(0, now + 7000, now), now + 7000, "a promiser's stamp");
 	cr_assert_eq(first_stamp(now - 5000, now - 7000, now), now, "older stamps do not matter");
 }
+
+/*
+ * A leader that was frozen (SIGSTOP) while another took over learns, through catch-up, that the
+ * slots from its next one on are chosen (session 11: a five-node campaign diverged so). It must
+ * deliver exactly those values and never propose into a chosen slot: its ballot is stale, so it
+ * steps down. Before the fix its next batch replaced the chosen value in memory, the slot stayed
+ * marked chosen, and the node applied its own batch in place of the chosen one.
+ */
+Test(px_node, stale_leader_never_proposes_into_a_chosen_slot)
+{
+	struct px_config cfg = {.id = 0, .n = 3, .heartbeat = 10, .election = 100, .window = 1};
+	struct px_boot boot = {.initialised = true};
+	struct px_node *nd;
+	struct px_update u;
+	uint64_t seq, b;
+	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
+	struct px_sub s1 = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"v1"};
+	struct px_sub s2 = {.client = 5, .seq = 2, .len = 2, .data = (const uint8_t *)"v2"};
+	struct px_event ev = {.type = PX_EV_SUBMIT, .now = 1003, .subs = &s1, .nsubs = 1};
+	static const uint8_t w1[] = "chosen-1", w2[] = "chosen-2";
+	struct px_entry c[2] = {
+	    {.slot = 1, .ballot = B(9, 2), .flags = PX_ENT_CHOSEN, .len = 8, .data = w1},
+	    {.slot = 2, .ballot = B(9, 2), .flags = PX_ENT_CHOSEN, .len = 8, .data = w2},
+	};
+	struct px_msg cu = {
+	    .type = PX_MSG_CATCHUP, .from = 1, .to = 0, .commit = 2, .slot = 1, .nent = 2, .ent = c};
+
+	cr_assert_eq(px_init(&nd, &cfg, &boot, 0, 7), 0);
+	b = campaign(nd, &u, &seq);
+	p.ballot = b;
+	recv(nd, &p, 1001, &u);
+	persisted(nd, seq, 1002, &u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	cr_assert_eq(px_step(nd, &ev, &u), 0);
+	cr_assert_eq(u.naccepted, 1, "slot 1 proposed");
+	ev.subs = &s2;
+	ev.now = 1004;
+	cr_assert_eq(px_step(nd, &ev, &u), 0);
+	cr_assert_eq(u.naccepted, 0, "the window (1) is full: queued");
+	/* a peer that followed a newer leader answers a catch-up: slots 1 and 2 are chosen */
+	recv(nd, &cu, 1005, &u);
+	cr_assert_eq(px_commit(nd), 2);
+	cr_assert_eq(u.napply, 2);
+	cr_assert_eq(u.apply[0].len, 8);
+	cr_assert_eq(memcmp(u.apply[0].value, w1, 8), 0);
+	cr_assert_eq(u.apply[1].len, 8, "slot 2 delivers the chosen value, not a new batch");
+	cr_assert_eq(memcmp(u.apply[1].value, w2, 8), 0);
+	for (uint32_t i = 0; i < u.naccepted; i++) {
+		const struct px_entry *a = &u.accepted[i];
+		if (a->slot > 2)
+			continue;
+		cr_assert(a->len == 8 && memcmp(a->data, a->slot == 1 ? w1 : w2, 8) == 0,
+			  "slot %llu is recorded with its chosen value only",
+			  (unsigned long long)a->slot);
+	}
+	cr_assert_neq(px_role(nd), PX_LEADER, "a slot past ours chosen: our ballot is stale");
+	{
+		const uint8_t *v;
+		uint32_t len;
+		cr_assert_eq(px_chosen(nd, 2, &v, &len), 0);
+		cr_assert(len == 8 && memcmp(v, w2, 8) == 0, "what peers would fetch stays chosen");
+	}
+	px_free(nd);
+}
+
+/* An acceptance at a ballot above the leader's (a peer follows a newer leader) tells the leader
+ * it is stale: it steps down, as on a REJECT. */
+Test(px_node, leader_steps_down_on_a_higher_acceptance)
+{
+	struct px_node *nd = mk(0, 3, true);
+	struct px_update u;
+	uint64_t seq, b;
+	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
+	struct px_entry s1 = {.slot = 1};
+	struct px_msg ad = {.type = PX_MSG_ACCEPTED, .from = 2, .to = 0, .nent = 1, .ent = &s1};
+
+	b = campaign(nd, &u, &seq);
+	p.ballot = b;
+	recv(nd, &p, 1001, &u);
+	persisted(nd, seq, 1002, &u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	ad.ballot = b - 1; /* older: ignored */
+	recv(nd, &ad, 1003, &u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	ad.ballot = b + 256; /* a later round */
+	recv(nd, &ad, 1004, &u);
+	cr_assert_eq(px_role(nd), PX_FOLLOWER);
+	px_free(nd);
+}
