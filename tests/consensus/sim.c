@@ -1568,6 +1568,11 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 		cfg.lat_max = 2 + (z >> 32) % 20;
 		cfg.max_batch_bytes = (z >> 40) % 3 == 0 ? 64 + (uint32_t)((z >> 42) % 200) : 0;
 		cfg.catchup_max = (z >> 50) % 3 == 0 ? 1 + (uint32_t)((z >> 52) % 4) : 0;
+		/* a few slots per catch-up and no snapshot at all: a node that lost its disk would
+		 * fetch the whole history a slot or two per round trip, longer than the liveness
+		 * bound (its clients' writes time out meanwhile, correctly) */
+		if (cfg.catchup_max && !cfg.snapshot_every)
+			cfg.snapshot_every = 32;
 		cfg.keep_after_snapshot = (z >> 56) % 9;
 		/* one in three: a byte budget of a few small values */
 		cfg.keep_bytes_after_snapshot = (z >> 12) % 3 == 0 ? 1 + (z >> 36) % 300 : 0;
@@ -1605,9 +1610,16 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 				/* SIGSTOP, often of the leader, for one to four election timeouts */
 				if (rnd(s) % 2 && sim_leader(s) != NONE)
 					x = sim_leader(s);
-				/* half the time stopped mid-iteration (sim.h) */
+				/* half the time stopped mid-iteration (sim.h); often some of its
+				 * connections break meanwhile (a peer gave up on it) */
 				sim_pause(s, x, cfg.election * (1 + rnd(s) % 4),
 					  rnd(s) % 2 ? rrange(s, 1, 30) : 0);
+				if (rnd(s) % 2)
+					for (uint32_t j = 0; j < n; j++)
+						if (j != x && rnd(s) % 2) {
+							sim_link(s, x, j, false);
+							sim_link(s, j, x, false);
+						}
 			} else {
 				sim_isolate(s, x, rnd(s) % 2, rnd(s) % 2);
 			}
