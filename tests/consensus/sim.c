@@ -1169,7 +1169,8 @@ int sim_run_until(struct sim *s, uint64_t t)
 		uint32_t bn = NONE;
 		for (uint32_t i = 0; i < s->cfg.n; i++) {
 			const struct node *nd = &s->nodes[i];
-			uint64_t d = nd->deadline > nd->paused_until ? nd->deadline : nd->paused_until;
+			uint64_t d =
+			    nd->deadline > nd->paused_until ? nd->deadline : nd->paused_until;
 			if (nd->stale_until >= s->now && d <= nd->stale_until)
 				d = nd->stale_until + 1; /* no timer mid-iteration */
 			if (nd->up && d < best) {
@@ -1185,8 +1186,8 @@ int sim_run_until(struct sim *s, uint64_t t)
 			if (e.at > s->now)
 				s->now = e.at;
 			if (s->nodes[e.to].up && s->nodes[e.to].paused_until > s->now) {
-				/* frozen: it waits in the socket (or the disk's completion queue), in
-				 * order */
+				/* frozen: it waits in the socket (or the disk's completion queue),
+				 * in order */
 				e.at = s->nodes[e.to].paused_until;
 				heap_push(s, e);
 				continue;
@@ -1607,7 +1608,7 @@ static int scenario(uint32_t n, uint64_t seed, uint32_t oom, char *why, size_t w
 					sim_link(s, i, j, true);
 		} else if (a < 60) {
 			if (rnd(s) % 3 == 0) {
-				/* SIGSTOP, often of the leader, for one to four election timeouts */
+				/* SIGSTOP, often of the leader, for 1-4 election timeouts */
 				if (rnd(s) % 2 && sim_leader(s) != NONE)
 					x = sim_leader(s);
 				/* half the time stopped mid-iteration (sim.h); often some of its

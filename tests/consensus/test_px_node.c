@@ -168,6 +168,20 @@ static uint64_t campaign(struct px_node *nd, struct px_update *u, uint64_t *seq)
 	return r.ballot;
 }
 
+/* Run node 0 of 3 to leadership: campaign, node 1's promise (carrying stamp AUX), its own promise
+ * durable. Returns its ballot. */
+static uint64_t lead(struct px_node *nd, struct px_update *u, uint64_t aux)
+{
+	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0, .aux = aux};
+	uint64_t seq;
+
+	p.ballot = campaign(nd, u, &seq);
+	recv(nd, &p, 1001, u);
+	persisted(nd, seq, 1002, u);
+	cr_assert_eq(px_role(nd), PX_LEADER);
+	return p.ballot;
+}
+
 /* Pre-vote: granted only when no leader is heard from, and it changes nothing at the voter. */
 Test(px_node, prevote)
 {
@@ -283,8 +297,7 @@ Test(px_node, choose_apply_ack)
 {
 	struct px_node *nd = mk(0, 3, true);
 	struct px_update u;
-	uint64_t seq, b, seq2;
-	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
+	uint64_t b, seq2;
 	struct px_sub sub = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"hi"};
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = 1003, .subs = &sub, .nsubs = 1};
 	struct px_entry ack = {.slot = 1};
@@ -292,11 +305,7 @@ Test(px_node, choose_apply_ack)
 	struct px_batch_iter it;
 	struct px_sub got;
 
-	b = campaign(nd, &u, &seq);
-	p.ballot = b;
-	recv(nd, &p, 1001, &u);
-	persisted(nd, seq, 1002, &u);
-	cr_assert_eq(px_role(nd), PX_LEADER);
+	b = lead(nd, &u, 0);
 	cr_assert_eq(px_step(nd, &ev, &u), 0);
 	cr_assert_eq(u.naccepted, 1);
 	seq2 = u.persist_seq;
@@ -328,18 +337,13 @@ Test(px_node, leader_announces_to_the_forwarder)
 	struct px_node *nd = mk(0, 3, true);
 	struct px_update u;
 	uint64_t seq, b;
-	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
 	struct px_sub sub = {.client = 9, .seq = 1, .len = 2, .data = (const uint8_t *)"fw"};
 	struct px_msg fwd = {.type = PX_MSG_SUBMIT, .from = 1, .to = 0, .nsub = 1, .sub = &sub};
 	struct px_sub own = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"hi"};
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = 1010, .subs = &own, .nsubs = 1};
 	const struct px_out *o;
 
-	b = campaign(nd, &u, &seq);
-	p.ballot = b;
-	recv(nd, &p, 1001, &u);
-	persisted(nd, seq, 1002, &u);
-	cr_assert_eq(px_role(nd), PX_LEADER);
+	b = lead(nd, &u, 0);
 	recv(nd, &fwd, 1003, &u); /* node 1 forwards a write: slot 1 */
 	cr_assert_eq(u.naccepted, 1);
 	seq = u.persist_seq;
@@ -556,18 +560,13 @@ static uint64_t first_stamp(uint64_t boot_stamp, uint64_t promised_stamp, uint64
 	struct px_boot boot = {.initialised = true, .stamp = boot_stamp};
 	struct px_node *nd;
 	struct px_update u;
-	uint64_t seq, b, t = 0;
-	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0, .aux = promised_stamp};
+	uint64_t t = 0;
 	struct px_sub sub = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"hi"};
 	struct px_event ev = {
 	    .type = PX_EV_SUBMIT, .now = 1003, .wall = wall, .subs = &sub, .nsubs = 1};
 
 	cr_assert_eq(px_init(&nd, &cfg, &boot, 0, 7), 0);
-	b = campaign(nd, &u, &seq);
-	p.ballot = b;
-	recv(nd, &p, 1001, &u);
-	persisted(nd, seq, 1002, &u);
-	cr_assert_eq(px_role(nd), PX_LEADER);
+	lead(nd, &u, promised_stamp);
 	cr_assert_eq(px_step(nd, &ev, &u), 0);
 	cr_assert_eq(u.naccepted, 1);
 	cr_assert_geq(u.accepted[0].len, PX_BATCH_HDR);
@@ -599,8 +598,6 @@ Test(px_node, stale_leader_never_proposes_into_a_chosen_slot)
 	struct px_boot boot = {.initialised = true};
 	struct px_node *nd;
 	struct px_update u;
-	uint64_t seq, b;
-	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
 	struct px_sub s1 = {.client = 5, .seq = 1, .len = 2, .data = (const uint8_t *)"v1"};
 	struct px_sub s2 = {.client = 5, .seq = 2, .len = 2, .data = (const uint8_t *)"v2"};
 	struct px_event ev = {.type = PX_EV_SUBMIT, .now = 1003, .subs = &s1, .nsubs = 1};
@@ -609,15 +606,16 @@ Test(px_node, stale_leader_never_proposes_into_a_chosen_slot)
 	    {.slot = 1, .ballot = B(9, 2), .flags = PX_ENT_CHOSEN, .len = 8, .data = w1},
 	    {.slot = 2, .ballot = B(9, 2), .flags = PX_ENT_CHOSEN, .len = 8, .data = w2},
 	};
-	struct px_msg cu = {
-	    .type = PX_MSG_CATCHUP, .from = 1, .to = 0, .commit = 2, .slot = 1, .nent = 2, .ent = c};
+	struct px_msg cu = {.type = PX_MSG_CATCHUP,
+			    .from = 1,
+			    .to = 0,
+			    .commit = 2,
+			    .slot = 1,
+			    .nent = 2,
+			    .ent = c};
 
 	cr_assert_eq(px_init(&nd, &cfg, &boot, 0, 7), 0);
-	b = campaign(nd, &u, &seq);
-	p.ballot = b;
-	recv(nd, &p, 1001, &u);
-	persisted(nd, seq, 1002, &u);
-	cr_assert_eq(px_role(nd), PX_LEADER);
+	lead(nd, &u, 0);
 	cr_assert_eq(px_step(nd, &ev, &u), 0);
 	cr_assert_eq(u.naccepted, 1, "slot 1 proposed");
 	ev.subs = &s2;
@@ -656,16 +654,11 @@ Test(px_node, leader_steps_down_on_a_higher_acceptance)
 {
 	struct px_node *nd = mk(0, 3, true);
 	struct px_update u;
-	uint64_t seq, b;
-	struct px_msg p = {.type = PX_MSG_PROMISE, .from = 1, .to = 0};
+	uint64_t b;
 	struct px_entry s1 = {.slot = 1};
 	struct px_msg ad = {.type = PX_MSG_ACCEPTED, .from = 2, .to = 0, .nent = 1, .ent = &s1};
 
-	b = campaign(nd, &u, &seq);
-	p.ballot = b;
-	recv(nd, &p, 1001, &u);
-	persisted(nd, seq, 1002, &u);
-	cr_assert_eq(px_role(nd), PX_LEADER);
+	b = lead(nd, &u, 0);
 	ad.ballot = b - 1; /* older: ignored */
 	recv(nd, &ad, 1003, &u);
 	cr_assert_eq(px_role(nd), PX_LEADER);

@@ -599,7 +599,8 @@ Test(px_traps, frozen_leader_trap_springs_without_the_fix)
 		for (uint64_t seed = 1; seed <= 4 * SEEDS; seed++)
 			caught += frozen_leader(n, seed, false, &stayed);
 	px_debug_bugs = 0;
-	cr_assert_gt(caught, 0, "no run learnt or applied a value other than the chosen one: the "
-				"trap does not reach the bug");
+	cr_assert_gt(caught, 0,
+		     "no run learnt or applied a value other than the chosen one: the "
+		     "trap does not reach the bug");
 }
 #endif
