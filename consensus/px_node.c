@@ -958,8 +958,9 @@ static void propose(struct px_node *nd, uint64_t s, uint8_t *val, uint32_t len)
 	}
 	if ((sl->flags & S_CHOSEN) && (sl->len != len || (len && memcmp(sl->val, val, len))) &&
 	    !BUG(PX_BUG_PROPOSE_INTO_CHOSEN)) {
-		/* never replace a chosen value (flush() steps down first; become_leader re-proposes
-		 * a chosen slot with its own value) */
+		/* never replace a chosen value (learn_chosen makes a leader step down before its
+		 * next slot is chosen elsewhere; become_leader re-proposes a chosen slot with its
+		 * own value) */
 		free(val);
 		return;
 	}
@@ -1942,14 +1943,8 @@ static void flush(struct px_node *nd)
 	while (nd->qcount && nd->inflight < nd->cfg.window) {
 		uint32_t len;
 		uint8_t *v;
-		struct slot *sl = slot_get(nd, nd->next_slot);
-		if (!sl)
+		if (!slot_get(nd, nd->next_slot))
 			break; /* the log is full: the host must snapshot */
-		if ((sl->flags & S_CHOSEN) && !BUG(PX_BUG_PROPOSE_INTO_CHOSEN)) {
-			/* chosen at another ballot (learn_chosen steps down first): stale */
-			become_follower(nd);
-			break;
-		}
 		v = q_cut(nd, &len);
 		if (!v)
 			break;

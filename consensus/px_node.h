@@ -35,8 +35,8 @@
  *     two heartbeats. While a live
  *     leader is heard, followers (and a leader that hears a majority) ignore other candidacies. A
  *     leader that sees a higher ballot (a REJECT, an ACCEPTED), learns a value chosen in a
- *     slot it has not proposed yet (its ballot is stale: it never proposes into a chosen slot), or
- *     has not heard from a majority for an election timeout (check-quorum), steps down.
+ *     slot it has not proposed yet (its ballot is stale), or has not heard from a majority for
+ *     an election timeout (check-quorum), steps down. No proposal replaces a chosen value.
  *   - Submissions (client id, seq, bytes) are accepted at any node; non-leaders forward them to the
  *     leader they know. A node keeps every submission of its own pending until it is applied, and
  *     re-sends them all, in order from the first unapplied one (go-back-N), on the retry timer,
