@@ -11,6 +11,9 @@
  *   write      N clients (spread over the mounts) each write their own node: open(O_TRUNC),
  *              write SIZE bytes, close, again
  *   write-hot  the same, all on one node
+ *   write-hot-inplace  all on one node, each write an overwrite in place: open(O_WRONLY) without
+ *              O_TRUNC, pwrite SIZE bytes at 0 (the node holds SIZE bytes), close: the kernel
+ *              then lets the writes of one node through one mount run at once
  *   write-lat  one client, one write at a time: latency percentiles
  *   read       N clients each open/read/close their own node; read-lat: one client
  *   stat       N clients getxattr("user.zk.version") of their own node (ZooKeeper's exists)
@@ -149,6 +152,19 @@ static int op_write(const char *path)
 	return ok;
 }
 
+/* The same new value, written over the node's SIZE bytes in place (no truncation). */
+static int op_overwrite(const char *path)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = pwrite(fd, value, (size_t)size, 0) == size ? 0 : -errno;
+	if (close(fd) < 0 && ok == 0)
+		ok = -errno;
+	return ok;
+}
+
 static int op_read(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY), ok = 0;
@@ -226,7 +242,7 @@ static void sync_all(void)
 
 /* ---- load threads ---- */
 
-enum kind { K_WRITE, K_READ, K_STAT, K_LOCK };
+enum kind { K_WRITE, K_OVERWRITE, K_READ, K_STAT, K_LOCK };
 
 struct client {
 	pthread_t th;
@@ -254,6 +270,9 @@ static void *client_loop(void *arg)
 		switch (c->kind) {
 		case K_WRITE:
 			rc = op_write(c->path);
+			break;
+		case K_OVERWRITE:
+			rc = op_overwrite(c->path);
 			break;
 		case K_READ:
 			rc = op_read(c->path, buf, (size_t)size + 4096);
@@ -555,7 +574,8 @@ static void run_populate(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: qfsload --mounts M1[,M2...] --workload "
-			"write|write-hot|write-lat|read|read-lat|stat|lock|watch|failover|populate "
+			"write|write-hot|write-hot-inplace|write-lat|read|read-lat|stat|lock|watch|"
+			"failover|populate "
 			"[--seconds S] [--warmup S] [--clients N] [--size BYTES] [--prefix NAME] "
 			"[--kill-pid PID] [--count N]\n");
 	exit(2);
@@ -621,6 +641,8 @@ int main(int argc, char **argv)
 		run_clients(K_WRITE, 0);
 	else if (strcmp(workload, "write-hot") == 0)
 		run_clients(K_WRITE, 1);
+	else if (strcmp(workload, "write-hot-inplace") == 0)
+		run_clients(K_OVERWRITE, 1);
 	else if (strcmp(workload, "read") == 0)
 		run_clients(K_READ, 0);
 	else if (strcmp(workload, "stat") == 0)

@@ -10,12 +10,19 @@
  * qfsprobe fuse MOUNT [--seconds S]
  *     getxattr round trip to a no-op FUSE file system mounted at MOUNT (qfs-fusenoop): one FUSE
  *     request, nothing else
+ * qfsprobe fuse-write MOUNT [--seconds S] [--clients N] [--hot] [--in-place]
+ *     N threads (default 1), thread K writing MOUNT/wK as qfsload's write workload writes a node:
+ *     open(O_WRONLY | O_TRUNC), write 1 KiB, close; against qfs-fusenoop this is the four FUSE
+ *     requests of a quorumfs write with nothing behind them. Reported as "fuse-write" with one
+ *     client, "fuse-write-par" with more. --hot: every thread writes MOUNT/w0; --in-place: the
+ *     open has no O_TRUNC (the write overwrites the file's 1 KiB: not past its end)
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +39,7 @@
 static uint64_t *samples;
 static size_t nsamples;
 static double seconds = 3;
-static int listen_port, via_port;
+static int listen_port, via_port, nclients = 1, hot, in_place;
 
 static uint64_t now_ns(void)
 {
@@ -193,12 +200,76 @@ static void probe_fuse(const char *mount)
 	loop("fuse-rtt", fuse_op, path);
 }
 
+/* ---- fuse-write: N writers at once ---- */
+
+struct writer {
+	pthread_t th;
+	char path[4096];
+	uint64_t end;
+	uint64_t *samples; /* this writer's, MAX_SAMPLES / nclients at most */
+	size_t n, cap;
+	int err;
+};
+
+static void *writer_loop(void *arg)
+{
+	static const char value[1024];
+	struct writer *w = arg;
+	uint64_t s;
+
+	while ((s = now_ns()) < w->end && w->n < w->cap) {
+		int fd = open(w->path, in_place ? O_WRONLY : O_WRONLY | O_TRUNC);
+
+		if (fd < 0 || write(fd, value, sizeof(value)) != (ssize_t)sizeof(value) ||
+		    close(fd) < 0) {
+			w->err = errno;
+			break;
+		}
+		w->samples[w->n++] = now_ns() - s;
+	}
+	return NULL;
+}
+
+static void probe_fuse_write(const char *mount)
+{
+	struct writer *ws = calloc((size_t)nclients, sizeof(*ws));
+	uint64_t t0;
+
+	if (!ws)
+		abort();
+	t0 = now_ns();
+	for (int i = 0; i < nclients; i++) {
+		struct writer *w = &ws[i];
+
+		snprintf(w->path, sizeof(w->path), "%s/w%d", mount, hot ? 0 : i);
+		w->end = t0 + (uint64_t)(seconds * 1e9);
+		w->cap = MAX_SAMPLES / (size_t)nclients;
+		w->samples = samples + (size_t)i * w->cap;
+		if (pthread_create(&w->th, NULL, writer_loop, w) != 0)
+			die("pthread_create");
+	}
+	for (int i = 0; i < nclients; i++)
+		pthread_join(ws[i].th, NULL);
+	double elapsed = (double)(now_ns() - t0) / 1e9;
+	for (int i = 0; i < nclients; i++) {
+		if (ws[i].err) {
+			errno = ws[i].err;
+			die(ws[i].path);
+		}
+		memmove(samples + nsamples, ws[i].samples, ws[i].n * sizeof(*samples));
+		nsamples += ws[i].n;
+	}
+	free(ws);
+	report(nclients > 1 ? "fuse-write-par" : "fuse-write", elapsed);
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "", *arg = NULL;
 	int i = 2;
 
-	if (strcmp(what, "fsync") == 0 || strcmp(what, "fuse") == 0) {
+	if (strcmp(what, "fsync") == 0 || strcmp(what, "fuse") == 0 ||
+	    strcmp(what, "fuse-write") == 0) {
 		if (argc < 3)
 			goto usage;
 		arg = argv[i++];
@@ -210,10 +281,16 @@ int main(int argc, char **argv)
 			listen_port = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
 			via_port = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc)
+			nclients = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--hot") == 0)
+			hot = 1;
+		else if (strcmp(argv[i], "--in-place") == 0)
+			in_place = 1;
 		else
 			goto usage;
 	}
-	if (seconds <= 0)
+	if (seconds <= 0 || nclients < 1 || nclients > 4096)
 		goto usage;
 	samples = malloc(MAX_SAMPLES * sizeof(*samples));
 	if (!samples)
@@ -224,11 +301,13 @@ int main(int argc, char **argv)
 		probe_tcp();
 	else if (strcmp(what, "fuse") == 0)
 		probe_fuse(arg);
+	else if (strcmp(what, "fuse-write") == 0)
+		probe_fuse_write(arg);
 	else
 		goto usage;
 	return 0;
 usage:
-	fprintf(stderr, "usage: qfsprobe fsync DIR | tcp [--listen P --via Q] | fuse MOUNT  "
-			"[--seconds S]\n");
+	fprintf(stderr, "usage: qfsprobe fsync DIR | tcp [--listen P --via Q] | fuse MOUNT | "
+			"fuse-write MOUNT [--clients N] [--hot] [--in-place]  [--seconds S]\n");
 	return 2;
 }
