@@ -28,6 +28,8 @@
 #define FS__DATA_NAME  ".data"
 #define FS__CTL_NAME   ".zk"
 #define FS__STATUS_CAP 4096
+/* The size .zk/multi reports (see fs__attr): 1 TiB, never reached by one descriptor. */
+#define FS__MULTI_SIZE ((off_t)1 << 40)
 #define FS__SYNC_NAME  "sync" /* .zk/sync: opening it waits for rp_sync (ZooKeeper's sync) */
 #define FS__ESEQ_N     64 /* slots of fs->eseq */
 
@@ -159,7 +161,8 @@ struct fs {
 	_Atomic uint64_t n_kept; /* changes applied while page-cache readers of the node were
 				    open: the name got a new inode (fs__inval_inode_run) */
 	_Atomic uint64_t n_wflight;  /* commits of descriptors' contents (write, ftruncate, the
-					close after O_TRUNC) submitted and not yet answered */
+					close after O_TRUNC) and .zk/multi transactions submitted
+					and not yet answered */
 	int64_t pc_hold[FS__ESEQ_N]; /* protected by it.lock: by a hash of the path, no page-cache
 					grant until this time (monotonic ms; see fs__fence_in) */
 	/* Changes that invalidate names the kernel may cache, counted when reported (after their
@@ -390,6 +393,10 @@ static void fs__attr(const struct fs *fs, uint64_t ino, enum fs__kind kind,
 		break;
 	case FS__K_MULTI:
 		st->st_mode = S_IFREG | 0666;
+		/* Not a content: the kernel lets writes of one file run side by side only when they
+		 * stay within its size (fs__reply_open_writable), and a descriptor's position grows
+		 * by every request and result. */
+		st->st_size = FS__MULTI_SIZE;
 		break;
 	default:
 		st->st_mode = S_IFREG | 0644;
@@ -1849,6 +1856,8 @@ static void fs__multi_done(void *arg, int status, uint64_t zxid, const struct zt
 	size_t cap = 64 + (size_t)m->n * (FS__PATH_CAP + 64), len = 0;
 	char *out = malloc(cap), *path = m->paths;
 
+	atomic_fetch_sub(&m->fh->link.fs->n_wflight, 1);
+
 	for (uint32_t i = 0; out && i < m->n; i++) {
 		if (status != 0) {
 			len += (size_t)snprintf(out + len, cap - len, "error %d %s %s\n", -status,
@@ -1969,8 +1978,10 @@ static void fs__multi_write(fuse_req_t req, struct fs__fh *fh, const char *buf, 
 	pthread_mutex_unlock(&fh->lock);
 	if (rv != 0)
 		goto err;
+	atomic_fetch_add(&fh->link.fs->n_wflight, 1);
 	rv = rp_submit(fh->link.fs->rp, ops, m->n, fs__multi_done, m);
 	if (rv != 0) {
+		atomic_fetch_sub(&fh->link.fs->n_wflight, 1);
 		pthread_mutex_lock(&fh->lock);
 		fh->busy = 0;
 		pthread_mutex_unlock(&fh->lock);
@@ -3496,7 +3507,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rv = -ENOMEM;
 			goto err;
 		}
-		if (fs__reply_ctl_open(req, fi, fh, 1) != 0)
+		fi->fh = (uint64_t)(uintptr_t)fh;
+		fi->direct_io = 1;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		fi->nonseekable = 1;
+		if (fs__reply_open_writable(req, fi) != 0)
 			fs__fh_free(fh);
 		return;
 	}

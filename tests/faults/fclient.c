@@ -199,9 +199,12 @@ static const char *ename(int e)
 	}
 }
 
-/* Write VAL to PATH as one version, with a version condition when EXPECT >= 0. */
+/* Write VAL to PATH as one version, with a version condition when EXPECT >= 0. INPLACE: as a
+ * program overwriting the node in place (README "Writers of one node at once"): an open without
+ * O_TRUNC and one pwrite at offset 0; every value has the same length, so the node then holds
+ * exactly VAL, and writers of one register on one mount commit side by side. */
 static void op_write(unsigned p, uint64_t op, const char *path, const char *key, const char *val,
-		     long expect)
+		     long expect, int inplace)
 {
 	int fd;
 	ssize_t n;
@@ -213,7 +216,7 @@ static void op_write(unsigned p, uint64_t op, const char *path, const char *key,
 	else
 		rec("inv p=%u op=%" PRIu64 " t=%" PRId64 " key=%s f=write value=%s", p, op, now_ns(),
 		    key, val);
-	fd = open(path, O_WRONLY | O_TRUNC);
+	fd = open(path, inplace ? O_WRONLY : O_WRONLY | O_TRUNC);
 	if (fd < 0) {
 		e = errno;
 		note_err(e);
@@ -231,7 +234,7 @@ static void op_write(unsigned p, uint64_t op, const char *path, const char *key,
 			return;
 		}
 	}
-	n = write(fd, val, strlen(val));
+	n = inplace ? pwrite(fd, val, strlen(val), 0) : write(fd, val, strlen(val));
 	e = errno;
 	if (n == (ssize_t)strlen(val))
 		rec("ok p=%u op=%" PRIu64 " t=%" PRId64, p, op, now_ns());
@@ -590,7 +593,8 @@ static int run(int argc, char **argv)
 
 			snprintf(key, sizeof(key), "/reg/k%u", (unsigned)(rnd() % keys));
 			snprintf(path, sizeof(path), "%s%s", mount, key);
-			snprintf(val, sizeof(val), "p%uo%" PRIu64, p, op);
+			/* one length for every value: in-place writes replace all of it */
+			snprintf(val, sizeof(val), "p%03uo%010" PRIu64, p, op);
 			held_step(p);
 			if (rnd() % 8 == 0)
 				held_open(p, path, key, 1 + (int)(rnd() % 6));
@@ -599,11 +603,11 @@ static int run(int argc, char **argv)
 			} else if (r < 50) {
 				op_read(p, op, mount, path, key, 0);
 			} else if (r < 80) {
-				op_write(p, op, path, key, val, -1);
+				op_write(p, op, path, key, val, -1, r % 2);
 			} else {
 				/* compare-and-set on the version this client sees now */
 				ver = get_version(path);
-				op_write(p, op, path, key, val, ver < 0 ? 0 : ver);
+				op_write(p, op, path, key, val, ver < 0 ? 0 : ver, r % 2);
 			}
 		} else if (strcmp(work, "queue") == 0) {
 			op_create_seq(p, op, mount);

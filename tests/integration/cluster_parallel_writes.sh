@@ -5,7 +5,8 @@
 # file's inode lock for each write's whole commit. Shown with the followers frozen, so that no
 # write can commit: every writer's write must reach the daemon (.zk/status writes_in_flight=),
 # where without the flag one would, the others waiting for the lock in the kernel. Then every
-# write commits once: the version counts each of them, and the value is one of them.
+# write commits once: the version counts each of them, and the value is one of them. The same for
+# transactions written to .zk/multi through one mount, each on its own descriptor.
 . "$(dirname "$0")/cluster_lib.sh"
 cl_init 3 "$@"
 cl_start_all || exit 1
@@ -59,4 +60,35 @@ eq "flight counter back to idle" "$(cl_status "$L" writes_in_flight)" 0
 # the same node through a follower: every replica agrees
 cl_sync "${F[0]}" >/dev/null
 eq "replica agrees" "$(cat "$T/m${F[0]}/hot")" "$(cat "$M/hot")"
+
+# .zk/multi: one transaction per descriptor, all in flight at once
+mkdir "$M/tx" || fail "mkdir /tx"
+multi() {
+	python3 - "$M/.zk/multi" "$1" >"$T/x.$1" 2>&1 <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.write(fd, ("create /tx/n%s v%s\nset /tx/n%s w%s\n" % ((sys.argv[2],) * 4)).encode())
+print(os.read(fd, 4096).decode(), end="")
+os.close(fd)
+EOF
+}
+cl_freeze "${F[@]}" || fail "followers did not stop"
+wpids=()
+for ((i = 1; i <= W; i++)); do
+	multi "$i" &
+	wpids+=("$!")
+	QFS_PIDS+=("$!")
+done
+if wait_for 10 in_flight; then
+	ok "$W transactions through one mount's .zk/multi in flight at once"
+else
+	fail "transactions in flight: $(cl_status "$L" writes_in_flight), want $W"
+fi
+for k in "${F[@]}"; do kill -CONT "${CL_PID[$k]}"; done
+for p in "${wpids[@]}"; do wait "$p" || fail "multi $p exited with $?"; done
+for ((i = 1; i <= W; i++)); do
+	eq "transaction $i" "$(head -n 1 "$T/x.$i")" "ok create /tx/n$i 0"
+	eq "transaction $i's node" "$(cat "$M/tx/n$i")" "w$i"
+done
+eq "flight counter idle again" "$(cl_status "$L" writes_in_flight)" 0
 finish

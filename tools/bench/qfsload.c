@@ -11,6 +11,8 @@
  *   write      N clients (spread over the mounts) each write their own node: open(O_TRUNC),
  *              write SIZE bytes, close, again
  *   write-hot  the same, all on one node
+ *   write-multi N clients each hold one .zk/multi descriptor and write their own node through it:
+ *              one "set" transaction per write, then read its result
  *   write-hot-inplace  all on one node, each write an overwrite in place: open(O_WRONLY) without
  *              O_TRUNC, pwrite SIZE bytes at 0 (the node holds SIZE bytes), close: the kernel
  *              then lets the writes of one node through one mount run at once
@@ -19,6 +21,9 @@
  *   stat       N clients getxattr("user.zk.version") of their own node (ZooKeeper's exists)
  *   lock       N clients each run cycles of: create .zk/ephemeral-sequential/PREFIX/locks/lock-
  *              (acknowledged when open returns), unlink it (acknowledged), close
+ *   lock-multi N clients each hold one .zk/multi descriptor (its session, as a ZooKeeper client
+ *              holds its session) and run cycles of: write "create -e -s PREFIX/locks/lock-",
+ *              read the result (the node's name), write "delete" of it, read the result
  *   watch      a watcher on the last mount, a writer on the first: time from the write's start
  *              to the watcher's wake-up, one at a time
  *   failover   as write; after the warm-up, kill -9 of PID (the leader's daemon): failover_ms is
@@ -242,7 +247,7 @@ static void sync_all(void)
 
 /* ---- load threads ---- */
 
-enum kind { K_WRITE, K_OVERWRITE, K_READ, K_STAT, K_LOCK };
+enum kind { K_WRITE, K_OVERWRITE, K_SET_MULTI, K_READ, K_STAT, K_LOCK, K_LOCK_MULTI };
 
 struct client {
 	pthread_t th;
@@ -250,11 +255,83 @@ struct client {
 	enum kind kind;
 	const char *mount;
 	char path[PATH_CAP];
+	int fd; /* lock-multi, write-multi: the client's .zk/multi descriptor (-1: not open) */
 };
 
 static struct client clients[MAX_CLIENTS];
 static uint64_t kill_ns;		  /* failover: when the kill was sent (0: not yet) */
 static atomic_uint_fast64_t first_ack_ns; /* failover: the first ack of a write sent after it */
+
+/* One transaction REQ on the .zk/multi descriptor FD; its result line into OUT (CAP bytes). */
+static int multi_txn(int fd, const char *req, char *out, size_t cap)
+{
+	size_t len = strlen(req);
+	ssize_t n;
+
+	if (write(fd, req, len) != (ssize_t)len)
+		return -errno;
+	n = read(fd, out, cap - 1);
+	if (n < 0)
+		return -errno;
+	out[n] = 0;
+	return strncmp(out, "ok ", 3) == 0 ? 0 : -EPROTO;
+}
+
+/* The client's .zk/multi descriptor, opened at its first use. */
+static int multi_fd(struct client *c)
+{
+	char path[PATH_CAP];
+
+	if (c->fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/.zk/multi", c->mount);
+	c->fd = open(path, O_RDWR);
+	return c->fd < 0 ? -errno : 0;
+}
+
+static void multi_drop(struct client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+/* One write of the client's node through its .zk/multi descriptor: "set NODE VALUE". */
+static int op_set_multi(struct client *c)
+{
+	char res[PATH_CAP + 64];
+	int rv = multi_fd(c);
+
+	if (rv != 0)
+		return rv;
+	rv = multi_txn(c->fd, c->path, res, sizeof(res));
+	if (rv != 0)
+		multi_drop(c);
+	return rv;
+}
+
+/* One lock cycle through the client's .zk/multi descriptor: the ephemeral-sequential create
+ * (owned by the descriptor's session), then the delete of the node it made. */
+static int op_lock_multi(struct client *c)
+{
+	char req[PATH_CAP + 32], res[PATH_CAP + 64], node[PATH_CAP];
+	int rv;
+
+	rv = multi_fd(c);
+	if (rv != 0)
+		return rv;
+	snprintf(req, sizeof(req), "create -e -s /%s/locks/lock-\n", prefix);
+	rv = multi_txn(c->fd, req, res, sizeof(res));
+	/* "ok create PATH VERSION" */
+	if (rv == 0 && sscanf(res, "ok create %4095s", node) != 1)
+		rv = -EPROTO;
+	if (rv == 0) {
+		snprintf(req, sizeof(req), "delete %s\n", node);
+		rv = multi_txn(c->fd, req, res, sizeof(res));
+	}
+	if (rv != 0) /* a fresh descriptor (and session) for the next cycle */
+		multi_drop(c);
+	return rv;
+}
 
 static void *client_loop(void *arg)
 {
@@ -280,6 +357,12 @@ static void *client_loop(void *arg)
 		case K_STAT:
 			rc = op_stat(c->path);
 			break;
+		case K_LOCK_MULTI:
+			rc = op_lock_multi(c);
+			break;
+		case K_SET_MULTI:
+			rc = op_set_multi(c);
+			break;
 		default:
 			rc = op_lock(c->mount, c->path);
 			break;
@@ -300,6 +383,8 @@ static void *client_loop(void *arg)
 			sleep_s(0.001);
 		}
 	}
+	if (c->fd >= 0)
+		close(c->fd);
 	free(buf);
 	return NULL;
 }
@@ -310,9 +395,11 @@ static void run_clients(enum kind kind, int hot)
 	uint64_t t0, t1;
 	char extra[128] = "";
 
+	if (kind == K_SET_MULTI && size > 3072)
+		die("write-multi takes --size 3072 at most", NULL);
 	snprintf(path, sizeof(path), "%s/%s", mounts[0], prefix);
 	ensure(path, 1);
-	if (kind == K_LOCK) {
+	if (kind == K_LOCK || kind == K_LOCK_MULTI) {
 		snprintf(path, sizeof(path), "%s/%s/locks", mounts[0], prefix);
 		ensure(path, 1);
 	}
@@ -322,6 +409,9 @@ static void run_clients(enum kind kind, int hot)
 		c->id = i;
 		c->kind = kind;
 		c->mount = mounts[i % nmounts];
+		c->fd = -1;
+		if (kind == K_LOCK_MULTI)
+			continue;
 		if (kind == K_LOCK) {
 			snprintf(c->path, sizeof(c->path),
 				 "%s/.zk/ephemeral-sequential/%s/locks/lock-", c->mount, prefix);
@@ -332,8 +422,13 @@ static void run_clients(enum kind kind, int hot)
 		else
 			snprintf(path, sizeof(path), "%s/%s/n%d", mounts[0], prefix, i);
 		ensure(path, 0);
-		snprintf(c->path, sizeof(c->path), "%s/%s/%s", c->mount, prefix,
-			 strrchr(path, '/') + 1);
+		if (kind ==
+		    K_SET_MULTI) /* the request: the value is SIZE bytes without a newline */
+			snprintf(c->path, sizeof(c->path), "set /%s/%s %s\n", prefix,
+				 strrchr(path, '/') + 1, value);
+		else
+			snprintf(c->path, sizeof(c->path), "%s/%s/%s", c->mount, prefix,
+				 strrchr(path, '/') + 1);
 	}
 	sync_all();
 	for (int i = 0; i < nclients; i++)
@@ -574,7 +669,8 @@ static void run_populate(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: qfsload --mounts M1[,M2...] --workload "
-			"write|write-hot|write-hot-inplace|write-lat|read|read-lat|stat|lock|watch|"
+			"write|write-hot|write-hot-inplace|write-multi|write-lat|read|read-lat|"
+			"stat|lock|lock-multi|watch|"
 			"failover|populate "
 			"[--seconds S] [--warmup S] [--clients N] [--size BYTES] [--prefix NAME] "
 			"[--kill-pid PID] [--count N]\n");
@@ -643,12 +739,16 @@ int main(int argc, char **argv)
 		run_clients(K_WRITE, 1);
 	else if (strcmp(workload, "write-hot-inplace") == 0)
 		run_clients(K_OVERWRITE, 1);
+	else if (strcmp(workload, "write-multi") == 0)
+		run_clients(K_SET_MULTI, 0);
 	else if (strcmp(workload, "read") == 0)
 		run_clients(K_READ, 0);
 	else if (strcmp(workload, "stat") == 0)
 		run_clients(K_STAT, 0);
 	else if (strcmp(workload, "lock") == 0)
 		run_clients(K_LOCK, 0);
+	else if (strcmp(workload, "lock-multi") == 0)
+		run_clients(K_LOCK_MULTI, 0);
 	else if (strcmp(workload, "failover") == 0 && kill_pid > 0)
 		run_clients(K_WRITE, 0);
 	else if (strcmp(workload, "write-lat") == 0)
