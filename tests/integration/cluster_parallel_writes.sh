@@ -35,21 +35,27 @@ print("wrote", n)
 EOF
 }
 
-cl_freeze "${F[@]}" || fail "followers did not stop"
-wpids=()
-for ((i = 1; i <= W; i++)); do
-	writer "$i" &
-	wpids+=("$!")
-	QFS_PIDS+=("$!") # stopped by the EXIT trap if the test ends early
-done
 in_flight() { (($(cl_status "$L" writes_in_flight) >= W)); }
-if wait_for 10 in_flight; then
-	ok "$W writes of one node through one mount in flight at once"
-else
-	fail "writes in flight: $(cl_status "$L" writes_in_flight), want $W"
-fi
-for k in "${F[@]}"; do kill -CONT "${CL_PID[$k]}"; done
-for p in "${wpids[@]}"; do wait "$p" || fail "writer $p exited with $?"; done
+# all_in_flight WHAT FN: freeze the followers, run FN 1 .. FN W in the background, check that all
+# W reach the leader's daemon at once, let the followers go on, wait for every FN.
+all_in_flight() {
+	local what=$1 fn=$2 i k p pids=()
+	cl_freeze "${F[@]}" || fail "followers did not stop"
+	for ((i = 1; i <= W; i++)); do
+		"$fn" "$i" &
+		pids+=("$!")
+		QFS_PIDS+=("$!") # stopped by the EXIT trap if the test ends early
+	done
+	if wait_for 10 in_flight; then
+		ok "$W $what through one mount in flight at once"
+	else
+		fail "$what in flight: $(cl_status "$L" writes_in_flight), want $W"
+	fi
+	for k in "${F[@]}"; do kill -CONT "${CL_PID[$k]}"; done
+	for p in "${pids[@]}"; do wait "$p" || fail "$what: $p exited with $?"; done
+}
+
+all_in_flight "writes of one node" writer
 for ((i = 1; i <= W; i++)); do
 	eq "writer $i" "$(cat "$T/w.$i")" "wrote 16"
 done
@@ -72,20 +78,7 @@ print(os.read(fd, 4096).decode(), end="")
 os.close(fd)
 EOF
 }
-cl_freeze "${F[@]}" || fail "followers did not stop"
-wpids=()
-for ((i = 1; i <= W; i++)); do
-	multi "$i" &
-	wpids+=("$!")
-	QFS_PIDS+=("$!")
-done
-if wait_for 10 in_flight; then
-	ok "$W transactions through one mount's .zk/multi in flight at once"
-else
-	fail "transactions in flight: $(cl_status "$L" writes_in_flight), want $W"
-fi
-for k in "${F[@]}"; do kill -CONT "${CL_PID[$k]}"; done
-for p in "${wpids[@]}"; do wait "$p" || fail "multi $p exited with $?"; done
+all_in_flight "transactions on .zk/multi" multi
 for ((i = 1; i <= W; i++)); do
 	eq "transaction $i" "$(head -n 1 "$T/x.$i")" "ok create /tx/n$i 0"
 	eq "transaction $i's node" "$(cat "$M/tx/n$i")" "w$i"
