@@ -3230,18 +3230,53 @@ static int fs__sync_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 	return 0;
 }
 
+/*
+ * The reply to an open for writing of a node or of .zk/multi: fuse_reply_open's, plus
+ * FOPEN_PARALLEL_DIRECT_WRITES (libfuse 3.14 has no field for it, so the fuse_open_out is built
+ * here, as fuse_reply_open builds it). Without it the kernel holds the file's inode lock
+ * exclusively for the whole round trip of every direct write, commit included: one write per
+ * node per mount at a time. With it, a write that stays within the kernel's size of the file (an
+ * overwrite in place: an open without O_TRUNC, then pwrite at 0) takes the lock shared, so
+ * writers of one node through one mount commit side by side; the kernel still takes it
+ * exclusively for a write past the end (every write after O_TRUNC, which sets that size to 0),
+ * O_APPEND, and while a page-cache open of the node exists. Each descriptor's content is its own
+ * (fh->buf) and the commits of one descriptor queue behind each other (fs__w_submit; a
+ * .zk/multi descriptor takes one transaction at a time), so nothing here relies on the kernel's
+ * lock. .zk/multi's size is never reached, so every request is within it (fs__attr). Measured
+ * with qfs-fusenoop (1 ms per write, 48 writers of one file): 864 writes/s exclusive, 38,309/s
+ * shared.
+ */
+static int fs__reply_open_writable(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	struct fuse_open_out o;
+
+	memset(&o, 0, sizeof(o));
+	o.fh = fi->fh;
+	o.open_flags = FOPEN_PARALLEL_DIRECT_WRITES;
+	if (fi->direct_io)
+		o.open_flags |= FOPEN_DIRECT_IO;
+	if (fi->keep_cache)
+		o.open_flags |= FOPEN_KEEP_CACHE;
+	if (fi->nonseekable)
+		o.open_flags |= FOPEN_NONSEEKABLE;
+	if (fi->noflush)
+		o.open_flags |= FOPEN_NOFLUSH;
+	return fuse_reply_buf(req, (const char *)&o, sizeof(o));
+}
+
 /* Answer the open of a control file (.zk/multi, a watch file, status) with handle FH: no page
- * cache (its content is per descriptor), no flush; NONSEEKABLE for streams. fuse_reply_open's
- * result (non-zero: the kernel did not take the handle). */
+ * cache (its content is per descriptor), no flush; NONSEEKABLE for streams; WRITABLE (.zk/multi):
+ * with parallel direct writes (fs__reply_open_writable). The reply's result (non-zero: the kernel
+ * did not take the handle). */
 static int fs__reply_ctl_open(fuse_req_t req, struct fuse_file_info *fi, struct fs__fh *fh,
-			      int nonseekable)
+			      int nonseekable, int writable)
 {
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->direct_io = 1;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	fi->nonseekable = nonseekable;
-	return fuse_reply_open(req, fi);
+	return writable ? fs__reply_open_writable(req, fi) : fuse_reply_open(req, fi);
 }
 
 /*
@@ -3453,38 +3488,6 @@ static void fs__unfence_in(struct fs *fs, struct fs__inode *in)
 	pthread_mutex_unlock(&fs->it.lock);
 }
 
-/*
- * The reply to an open for writing of a node: fuse_reply_open's, plus FOPEN_PARALLEL_DIRECT_WRITES
- * (libfuse 3.14 has no field for it, so the fuse_open_out is built here, as fuse_reply_open
- * builds it). Without it the kernel holds the file's inode lock exclusively for the whole round
- * trip of every direct write, commit included: one write per node per mount at a time. With it,
- * a write that stays within the kernel's size of the file (an overwrite in place: an open without
- * O_TRUNC, then pwrite at 0) takes the lock shared, so writers of one node through one mount
- * commit side by side; the kernel still takes it exclusively for a write past the end (every
- * write after O_TRUNC, which sets that size to 0), O_APPEND, and while a page-cache open of the
- * node exists. Each descriptor's content is its own (fh->buf) and the commits of one descriptor
- * queue behind each other (fs__w_submit), so nothing here relies on the kernel's lock. Measured
- * with qfs-fusenoop (1 ms per write, 48 writers of one file): 864 writes/s exclusive, 38,309/s
- * shared.
- */
-static int fs__reply_open_writable(fuse_req_t req, const struct fuse_file_info *fi)
-{
-	struct fuse_open_out o;
-
-	memset(&o, 0, sizeof(o));
-	o.fh = fi->fh;
-	o.open_flags = FOPEN_PARALLEL_DIRECT_WRITES;
-	if (fi->direct_io)
-		o.open_flags |= FOPEN_DIRECT_IO;
-	if (fi->keep_cache)
-		o.open_flags |= FOPEN_KEEP_CACHE;
-	if (fi->nonseekable)
-		o.open_flags |= FOPEN_NONSEEKABLE;
-	if (fi->noflush)
-		o.open_flags |= FOPEN_NOFLUSH;
-	return fuse_reply_buf(req, (const char *)&o, sizeof(o));
-}
-
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs__of(req);
@@ -3507,12 +3510,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rv = -ENOMEM;
 			goto err;
 		}
-		fi->fh = (uint64_t)(uintptr_t)fh;
-		fi->direct_io = 1;
-		fi->keep_cache = 1;
-		fi->noflush = 1;
-		fi->nonseekable = 1;
-		if (fs__reply_open_writable(req, fi) != 0)
+		if (fs__reply_ctl_open(req, fi, fh, 1, 1) != 0)
 			fs__fh_free(fh);
 		return;
 	}
@@ -3530,7 +3528,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = fs__watch_open(fs, &p, fh);
 		if (rv != 0)
 			goto err;
-		if (fs__reply_ctl_open(req, fi, fh, 1) != 0) {
+		if (fs__reply_ctl_open(req, fi, fh, 1, 0) != 0) {
 			fs__watch_release(fh);
 			fs__fh_free(fh);
 		}
@@ -3555,7 +3553,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rv = fs__status_text(fs, &fh->buf, &fh->len);
 		if (rv != 0)
 			goto err;
-		fs__reply_ctl_open(req, fi, fh, 0);
+		fs__reply_ctl_open(req, fi, fh, 0, 0);
 		return;
 	}
 	/* A truncating open for writing uses neither the data nor the version it reads (the
