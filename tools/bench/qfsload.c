@@ -16,7 +16,9 @@
  *   write-hot-inplace  all on one node, each write an overwrite in place: open(O_WRONLY) without
  *              O_TRUNC, pwrite SIZE bytes at 0 (the node holds SIZE bytes), close: the kernel
  *              then lets the writes of one node through one mount run at once
- *   write-lat  one client, one write at a time: latency percentiles
+ *   write-lat  one client, one write at a time: latency percentiles; write-lat-inplace: each
+ *              an overwrite in place (as write-hot-inplace); write-lat-multi: each a "set"
+ *              through one .zk/multi descriptor held for the run
  *   read       N clients each open/read/close their own node; read-lat: one client
  *   stat       N clients getxattr("user.zk.version") of their own node (ZooKeeper's exists)
  *   lock       N clients each run cycles of: create .zk/ephemeral-sequential/PREFIX/locks/lock-
@@ -477,18 +479,26 @@ static void run_sync(enum kind kind)
 	ensure(path, 1);
 	snprintf(path, sizeof(path), "%s/%s/lat", mounts[0], prefix);
 	ensure(path, 0);
+	struct client mc = {.mount = mounts[0], .fd = -1}; /* K_SET_MULTI: its descriptor */
+
+	if (kind == K_SET_MULTI)
+		snprintf(mc.path, sizeof(mc.path), "set /%s/lat %s\n", prefix, value);
 	for (int phase = 0; phase < 2; phase++) {
 		t0 = now_ns();
 		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
 		atomic_store(&measuring, phase);
 		while ((start = now_ns()) < end) {
-			int rc = kind == K_WRITE ? op_write(path)
-						 : op_read(path, buf, (size_t)size + 4096);
+			int rc = kind == K_WRITE       ? op_write(path)
+				 : kind == K_OVERWRITE ? op_overwrite(path)
+				 : kind == K_SET_MULTI ? op_set_multi(&mc)
+						       : op_read(path, buf, (size_t)size + 4096);
 
 			account(rc == 0, start);
 		}
 	}
 	report((double)(now_ns() - t0) / 1e9, NULL);
+	if (mc.fd >= 0)
+		close(mc.fd);
 	free(buf);
 }
 
@@ -669,7 +679,8 @@ static void run_populate(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: qfsload --mounts M1[,M2...] --workload "
-			"write|write-hot|write-hot-inplace|write-multi|write-lat|read|read-lat|"
+			"write|write-hot|write-hot-inplace|write-multi|write-lat[-inplace|-multi]|"
+			"read|read-lat|"
 			"stat|lock|lock-multi|watch|"
 			"failover|populate "
 			"[--seconds S] [--warmup S] [--clients N] [--size BYTES] [--prefix NAME] "
@@ -753,6 +764,10 @@ int main(int argc, char **argv)
 		run_clients(K_WRITE, 0);
 	else if (strcmp(workload, "write-lat") == 0)
 		run_sync(K_WRITE);
+	else if (strcmp(workload, "write-lat-inplace") == 0)
+		run_sync(K_OVERWRITE);
+	else if (strcmp(workload, "write-lat-multi") == 0 && size <= 3072)
+		run_sync(K_SET_MULTI);
 	else if (strcmp(workload, "read-lat") == 0)
 		run_sync(K_READ);
 	else if (strcmp(workload, "watch") == 0)
