@@ -256,7 +256,7 @@ struct client {
 	int id;
 	enum kind kind;
 	const char *mount;
-	char path[PATH_CAP];
+	char path[PATH_CAP]; /* write-multi: the request it writes (set_request) */
 	int fd; /* lock-multi, write-multi: the client's .zk/multi descriptor (-1: not open) */
 };
 
@@ -297,7 +297,14 @@ static void multi_drop(struct client *c)
 	c->fd = -1;
 }
 
-/* One write of the client's node through its .zk/multi descriptor: "set NODE VALUE". */
+/* The .zk/multi request that writes VALUE to PREFIX/NAME, into OUT (CAP bytes: main keeps SIZE
+ * small enough). */
+static void set_request(char *out, size_t cap, const char *name)
+{
+	snprintf(out, cap, "set /%s/%s %s\n", prefix, name, value);
+}
+
+/* One write of the client's node through its .zk/multi descriptor (C->path: the request). */
 static int op_set_multi(struct client *c)
 {
 	char res[PATH_CAP + 64];
@@ -397,8 +404,6 @@ static void run_clients(enum kind kind, int hot)
 	uint64_t t0, t1;
 	char extra[128] = "";
 
-	if (kind == K_SET_MULTI && size > 3072)
-		die("write-multi takes --size 3072 at most", NULL);
 	snprintf(path, sizeof(path), "%s/%s", mounts[0], prefix);
 	ensure(path, 1);
 	if (kind == K_LOCK || kind == K_LOCK_MULTI) {
@@ -424,10 +429,8 @@ static void run_clients(enum kind kind, int hot)
 		else
 			snprintf(path, sizeof(path), "%s/%s/n%d", mounts[0], prefix, i);
 		ensure(path, 0);
-		if (kind ==
-		    K_SET_MULTI) /* the request: the value is SIZE bytes without a newline */
-			snprintf(c->path, sizeof(c->path), "set /%s/%s %s\n", prefix,
-				 strrchr(path, '/') + 1, value);
+		if (kind == K_SET_MULTI)
+			set_request(c->path, sizeof(c->path), strrchr(path, '/') + 1);
 		else
 			snprintf(c->path, sizeof(c->path), "%s/%s/%s", c->mount, prefix,
 				 strrchr(path, '/') + 1);
@@ -477,12 +480,12 @@ static void run_sync(enum kind kind)
 		abort();
 	snprintf(path, sizeof(path), "%s/%s", mounts[0], prefix);
 	ensure(path, 1);
-	snprintf(path, sizeof(path), "%s/%s/lat", mounts[0], prefix);
-	ensure(path, 0);
 	struct client mc = {.mount = mounts[0], .fd = -1}; /* K_SET_MULTI: its descriptor */
 
 	if (kind == K_SET_MULTI)
-		snprintf(mc.path, sizeof(mc.path), "set /%s/lat %s\n", prefix, value);
+		set_request(mc.path, sizeof(mc.path), "lat");
+	snprintf(path, sizeof(path), "%s/%s/lat", mounts[0], prefix);
+	ensure(path, 0);
 	for (int phase = 0; phase < 2; phase++) {
 		t0 = now_ns();
 		end = t0 + (uint64_t)((phase ? seconds : warmup) * 1e9);
@@ -744,6 +747,10 @@ int main(int argc, char **argv)
 	memset(value, 'v', (size_t)size);
 	value[size] = 0;
 
+	if (strstr(workload, "-multi") && strncmp(workload, "write", 5) == 0 && size > 3072) {
+		errno = EINVAL; /* a request must fit a client's path buffer (set_request) */
+		die("--size", "(3072 at most for writes through .zk/multi)");
+	}
 	if (strcmp(workload, "write") == 0)
 		run_clients(K_WRITE, 0);
 	else if (strcmp(workload, "write-hot") == 0)
@@ -766,7 +773,7 @@ int main(int argc, char **argv)
 		run_sync(K_WRITE);
 	else if (strcmp(workload, "write-lat-inplace") == 0)
 		run_sync(K_OVERWRITE);
-	else if (strcmp(workload, "write-lat-multi") == 0 && size <= 3072)
+	else if (strcmp(workload, "write-lat-multi") == 0)
 		run_sync(K_SET_MULTI);
 	else if (strcmp(workload, "read-lat") == 0)
 		run_sync(K_READ);
